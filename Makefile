@@ -11,6 +11,9 @@ JOBS        ?= $(shell nproc)
 BUILD_TYPE  ?= Release
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
+# Paths below the checkout hash relative, so a fresh clone elsewhere still hits the cache.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 export PYTHONDONTWRITEBYTECODE = 1
 export JUPYTER_PATH := $(VENV)/share/jupyter
 export JUPYTER_PLATFORM_DIRS = 1
