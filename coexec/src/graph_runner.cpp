@@ -1,0 +1,212 @@
+// GraphRunner: executes confirmed ops on its own thread (see graph_runner.h).
+#include "graph_runner.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/ops/copy_ops.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+
+#include <chrono>
+
+namespace terra::coexec {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool same_layout(const at::Tensor& a, const at::Tensor& b) {
+  return a.sizes().equals(b.sizes()) && a.strides().equals(b.strides()) &&
+         a.storage_offset() == b.storage_offset() && a.dtype() == b.dtype() &&
+         a.device() == b.device();
+}
+
+// The result's memory can become the placeholder's when nobody else can see the result.
+bool can_steal(const at::Tensor& placeholder, const at::Tensor& result) {
+  if (!same_layout(placeholder, result)) return false;
+  if (result.use_count() != 1 || !result.has_storage()) return false;
+  const c10::Storage& storage = result.storage();
+  return storage.use_count() == 1 && storage.nbytes() == placeholder.storage().nbytes() &&
+         !storage.unsafeGetStorageImpl()->is_cow_ptr_check_needed();
+}
+
+// The flattened tensors of the op's returns, left on the stack by redispatchBoxed.
+std::vector<at::Tensor> take_results(torch::jit::Stack& stack) {
+  std::vector<at::Tensor> results;
+  for (auto& value : stack) {
+    if (value.isTensor()) {
+      results.push_back(std::move(value).toTensor());
+    } else if (value.isTensorList()) {
+      for (const at::Tensor& t : value.toTensorList()) results.push_back(t);
+    }
+  }
+  stack.clear();
+  return results;
+}
+
+}  // namespace
+
+void fill_placeholder(const at::Tensor& placeholder, at::Tensor result) {
+  if (placeholder.unsafeGetTensorImpl() == result.unsafeGetTensorImpl()) return;
+  c10::StorageImpl* target = placeholder.storage().unsafeGetStorageImpl();
+  if (result.storage().unsafeGetStorageImpl() == target) return;
+  if (can_steal(placeholder, result)) {
+    c10::StorageImpl* source = result.storage().unsafeGetStorageImpl();
+    target->set_data_ptr_noswap(source->set_data_ptr(c10::DataPtr(nullptr, result.device())));
+    return;
+  }
+  TORCH_CHECK(placeholder.sizes().equals(result.sizes()) && placeholder.dtype() == result.dtype(),
+              "terra: the GraphRunner produced ", result.sizes(), " ", result.dtype(),
+              " where the graph promised ", placeholder.sizes(), " ", placeholder.dtype());
+  if (target->data() == nullptr && target->nbytes() > 0) {
+    target->set_data_ptr_noswap(target->allocator()->allocate(target->nbytes()));
+  }
+  // Below autograd: the placeholder is a plain buffer here.
+  const c10::DispatchKeySet dense = c10::DispatchKeySet(placeholder.device().is_cuda()
+                                                            ? c10::DispatchKey::CUDA
+                                                            : c10::DispatchKey::CPU);
+  at::_ops::copy_::redispatch(dense, placeholder, result, false);
+}
+
+GraphRunner::GraphRunner() : thread_([this] { loop(); }) {}
+
+GraphRunner::~GraphRunner() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+    hold_ = false;
+  }
+  work_ready_.notify_all();
+  thread_.join();
+}
+
+void GraphRunner::push(WorkItem item) {
+  outstanding_.fetch_add(1, std::memory_order_acq_rel);
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(item));
+    wake = sleeping_;
+  }
+  if (wake) work_ready_.notify_one();
+}
+
+void GraphRunner::wait_idle() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (hold_) {
+    hold_ = false;
+    work_ready_.notify_one();
+  }
+  idle_.wait(lock, [this] { return outstanding_.load(std::memory_order_acquire) == 0; });
+}
+
+std::exception_ptr GraphRunner::take_error() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::exception_ptr error = error_;
+  error_ = nullptr;
+  failed_.store(false, std::memory_order_release);
+  return error;
+}
+
+void GraphRunner::set_hold(bool hold) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    hold_ = hold;
+  }
+  work_ready_.notify_one();
+}
+
+double GraphRunner::busy_seconds(int region) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return region >= 0 && region < static_cast<int>(busy_by_region_.size())
+             ? busy_by_region_[region]
+             : 0.0;
+}
+
+std::vector<NodeTime> GraphRunner::take_node_times() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<NodeTime> times;
+  times.swap(node_times_);
+  return times;
+}
+
+void GraphRunner::record_time(int region, std::uint32_t node, double seconds) {
+  // Called with mutex_ held.
+  if (region < 0) return;
+  if (region >= static_cast<int>(busy_by_region_.size())) {
+    busy_by_region_.resize(region + 1, 0.0);
+  }
+  busy_by_region_[region] += seconds;
+  if (node_times_.size() < (1u << 20)) node_times_.push_back({region, node, seconds * 1e6});
+}
+
+void GraphRunner::loop() {
+  int current_threads = -1;
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    sleeping_ = true;
+    work_ready_.wait(lock, [this] { return stop_ || (!queue_.empty() && !hold_); });
+    sleeping_ = false;
+    if (stop_ && queue_.empty()) return;
+    WorkItem item = std::move(queue_.front());
+    queue_.pop_front();
+    const bool drop = failed_.load(std::memory_order_acquire);
+    lock.unlock();
+
+    const int wanted = wanted_threads_.load();
+    if (wanted > 0 && wanted != current_threads) {
+      at::set_num_threads(wanted);  // OpenMP thread counts are per thread
+      current_threads = wanted;
+    }
+    double seconds = 0;
+    std::exception_ptr error;
+    if (!drop) {
+      const auto start = Clock::now();
+      try {
+        execute(item);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    }
+    const int region = item.region;
+    const std::uint32_t node = item.node;
+    { WorkItem done = std::move(item); }  // drop the references before taking the lock
+
+    lock.lock();
+    if (!drop) record_time(region, node, seconds);
+    if (error && !error_) {
+      error_ = error;
+      failed_.store(true, std::memory_order_release);
+    }
+    if (outstanding_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_.notify_all();
+  }
+}
+
+void GraphRunner::execute(WorkItem& item) {
+  // The caller's thread-local state below autograd, so nested calls dispatch as in eager.
+  c10::impl::ForceDispatchKeyGuard keys_guard(item.tls_keys);
+  const c10::AutogradState saved_autograd = c10::AutogradState::get_tls_state();
+  c10::AutogradState::set_tls_state(item.autograd_state);
+  std::optional<c10::StreamGuard> stream_guard;
+  if (item.stream) stream_guard.emplace(*item.stream);
+
+  torch::jit::Stack stack = std::move(item.arguments);
+  try {
+    item.op.redispatchBoxed(item.keys, &stack);
+  } catch (...) {
+    c10::AutogradState::set_tls_state(saved_autograd);
+    throw;
+  }
+  c10::AutogradState::set_tls_state(saved_autograd);
+  std::vector<at::Tensor> results = take_results(stack);
+  TORCH_CHECK(results.size() == item.placeholders.size(), "terra: ", item.op.operator_name(),
+              " returned ", results.size(), " tensors, the graph promised ",
+              item.placeholders.size());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (item.placeholders[i].defined()) {
+      fill_placeholder(item.placeholders[i], std::move(results[i]));
+    }
+  }
+  item.placeholders.clear();  // drop the references right after the node (memory)
+}
+
+}  // namespace terra::coexec

@@ -1,0 +1,99 @@
+// GraphRunner: the C++ thread that executes confirmed ops, in program order, through the
+// dispatcher below the interception key, and moves each result into the placeholder that
+// Python already holds (DESIGN §3, §5 "Replay").
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+#include <c10/core/AutogradState.h>
+#include <c10/core/Stream.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace terra::coexec {
+
+// One confirmed op: everything needed to run it exactly as eager would have.
+struct WorkItem {
+  c10::OperatorHandle op;
+  c10::DispatchKeySet keys;                  // the dispatch keys below interception
+  c10::impl::LocalDispatchKeySet tls_keys;   // thread-local include/exclude of the caller
+  c10::AutogradState autograd_state{false, false, false, false};
+  std::vector<c10::IValue> arguments;        // the boxed arguments, actual values
+  // One entry per flattened tensor output: the placeholder to fill, or undefined when the
+  // output is an argument itself (in-place / out=) and needs no filling.
+  std::vector<at::Tensor> placeholders;
+  std::optional<c10::Stream> stream;         // the caller's current stream (CUDA)
+  int region = -1;
+  std::uint32_t node = 0;
+};
+
+// Per-node time measured by the runner, collected by the engine on its own thread.
+struct NodeTime {
+  int region = -1;
+  std::uint32_t node = 0;
+  double us = 0;
+};
+
+class GraphRunner {
+ public:
+  GraphRunner();
+  ~GraphRunner();
+  GraphRunner(const GraphRunner&) = delete;
+  GraphRunner& operator=(const GraphRunner&) = delete;
+
+  // Queues a confirmed op; it runs after every op queued before it.
+  void push(WorkItem item);
+  // Blocks until every queued op ran (or was dropped after an error). Releases a hold.
+  void wait_idle();
+  // True while queued work remains (cheap, lock-free).
+  bool pending() const { return outstanding_.load(std::memory_order_acquire) > 0; }
+  // True after an op failed; cleared by take_error().
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // The first error since the last call, or null. Ops queued after a failure are dropped.
+  std::exception_ptr take_error();
+  // While held, no new op starts (test hook); wait_idle() releases the hold.
+  void set_hold(bool hold);
+  // The intra-op thread count the runner should use (the Python thread's, DESIGN §4).
+  void set_num_threads(int threads) { wanted_threads_.store(threads); }
+  // Seconds spent executing ops of `region`, and the per-node times measured since the last
+  // call (both drained by the engine thread).
+  double busy_seconds(int region);
+  std::vector<NodeTime> take_node_times();
+
+ private:
+  void loop();
+  void execute(WorkItem& item);
+  void record_time(int region, std::uint32_t node, double seconds);
+
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_ready_;
+  std::condition_variable idle_;
+  std::deque<WorkItem> queue_;
+  std::atomic<std::int64_t> outstanding_{0};
+  std::atomic<bool> failed_{false};
+  std::atomic<int> wanted_threads_{0};
+  std::exception_ptr error_;
+  bool stop_ = false;
+  bool hold_ = false;
+  bool sleeping_ = false;
+  std::vector<double> busy_by_region_;
+  std::vector<NodeTime> node_times_;
+};
+
+// Moves the memory of `result` (what the op produced on the runner) into `placeholder`
+// (what Python holds): swaps the data pointer when layouts agree and nobody else holds the
+// result, copies otherwise. Throws when the metadata disagree.
+void fill_placeholder(const at::Tensor& placeholder, at::Tensor result);
+
+}  // namespace terra::coexec

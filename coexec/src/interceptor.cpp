@@ -1,0 +1,57 @@
+// Registration of the interception kernels with the dispatcher (see interceptor.h).
+#include "interceptor.h"
+
+#include <torch/library.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace terra::coexec {
+namespace {
+
+// An explicit kernel on PrivateUse1 is needed where a composite-explicit kernel would
+// otherwise answer the key before the fallback does. CompositeImplicitAutograd ops are left
+// alone: a backend kernel would take autograd away from them (DESIGN §4).
+bool needs_explicit_kernel(const c10::OperatorHandle& op) {
+  if (!op.hasSchema()) return false;
+  if (op.hasKernelForDispatchKey(c10::DispatchKey::PrivateUse1)) return false;
+  if (op.hasKernelForDispatchKey(c10::DispatchKey::CompositeImplicitAutograd)) return false;
+  return op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd) ||
+         op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
+}
+
+void register_explicit_kernels() {
+  // One IMPL library per namespace; kept alive for the life of the process.
+  static std::map<std::string, std::unique_ptr<torch::Library>> libraries;
+  for (const c10::OperatorName& name : c10::Dispatcher::singleton().getAllOpNames()) {
+    auto op = c10::Dispatcher::singleton().findOp(name);
+    if (!op || !needs_explicit_kernel(*op)) continue;
+    const auto ns = name.getNamespace();
+    if (!ns) continue;
+    std::string ns_name(*ns);
+    auto& library = libraries[ns_name];
+    if (!library) {
+      library = std::make_unique<torch::Library>(torch::Library::IMPL, ns_name,
+                                                 c10::DispatchKey::PrivateUse1, __FILE__, __LINE__);
+    }
+    std::string qualified = name.name;
+    if (!name.overload_name.empty()) qualified += "." + name.overload_name;
+    library->impl(qualified.c_str(), torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+  }
+}
+
+}  // namespace
+
+void install_interceptor() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static torch::Library fallback(torch::Library::IMPL, "_", c10::DispatchKey::PrivateUse1,
+                                   __FILE__, __LINE__);
+    fallback.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+    register_explicit_kernels();
+  });
+}
+
+}  // namespace terra::coexec

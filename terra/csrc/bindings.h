@@ -1,0 +1,11 @@
+// The bind_<part> functions that module.cpp calls, one per part of terra._C.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace terra::python {
+
+// The co-execution engine (engine_bindings.cpp): the low-level API used by terra/engine.py.
+void bind_engine(pybind11::module_& m);
+
+}  // namespace terra::python

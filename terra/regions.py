@@ -1,0 +1,324 @@
+"""The region policy: which marked loop (or cell run) is the region, one at a time.
+
+`terra.loops` marks loop heads; each run of a marked loop asks `POLICY.loop(...)` for
+a `LoopRun` whose begin/end/abort calls wrap every iteration. A cell run is the single
+iteration of the cell's long-lived run. The policy decides which of them owns the
+engine's one active iteration:
+
+- Only one iteration is active at a time. An accepted region that is active keeps it:
+  loops started inside it are transparent for that iteration.
+- Innermost first: while a *candidate* (a loop or cell still being probed) holds the
+  iteration and a loop inside it begins, the candidate's iteration is aborted (what
+  ran is kept, as eager) and the inner loop becomes the candidate.
+- A candidate is probed in a fresh engine region per run of the loop, so "repeated"
+  means "repeats an earlier iteration of the same run". The first iteration that
+  repeats accepts the site as a region. A site whose iterations do not repeat
+  (a loop over layers: each iteration uses other weights) is rejected after
+  `PROBE_MISSES` misses and becomes transparent; its enclosing loop is then probed.
+  A site whose probed iterations run no tensor op (`PROBE_EMPTY` of them) becomes
+  transparent too.
+- A site that yielded its iteration to an inner loop that is an accepted region in
+  `CONTAINER_STREAK` consecutive iterations (the epoch loop around the step loop, a cell around its
+  training loop) becomes a container and is never a region.
+- An exception (KeyboardInterrupt included) leaving an iteration aborts it.
+
+While an iteration is active, global nn.Module forward pre/post hooks keep the
+engine's module path (`model/encoder/0`) current; they are removed in between.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import threading
+import weakref
+
+from terra import _engine_api
+from terra.loops import RUNTIME_NAME
+
+
+class Status(enum.Enum):
+    PROBING = "probing"
+    REGION = "region"
+    TRANSPARENT = "transparent"
+    CONTAINER = "container"
+
+
+class Site:
+    """One loop head in the user's source (or one cell source), and what we learnt of it."""
+
+    __slots__ = ("key", "name", "file", "line", "status", "region_key", "probes", "misses",
+                 "empty", "container_streak", "cell_run", "reason")
+
+    def __init__(self, key: str, name: str, file: str, line: int) -> None:
+        self.key, self.name, self.file, self.line = key, name, file, line
+        self.status = Status.PROBING
+        self.region_key: str | None = None  # engine key of the accepted region
+        self.probes = 0  # probe regions opened (one per run while probing)
+        self.misses = 0  # probed iterations that did not repeat their run's earlier ones
+        self.empty = 0  # probed iterations of runs that issued no tensor op
+        self.container_streak = 0
+        self.cell_run: LoopRun | None = None
+        self.reason = ""  # why the status is what it is (for %terra status)
+
+    def decide(self, status: Status, reason: str) -> None:
+        """Records a final decision about this site."""
+        self.status = status
+        self.reason = reason
+
+
+class LoopRun:
+    """One run of a marked loop (the `with` block); its methods wrap each iteration."""
+
+    __slots__ = ("site", "policy", "region_key", "region_id", "traced", "owns", "yielded_to")
+
+    def __init__(self, site: Site, policy: "RegionPolicy") -> None:
+        self.site = site
+        self.policy = policy
+        self.region_key: str | None = None
+        self.region_id: int | None = None
+        self.traced = 0  # iterations of this run merged into its region
+        self.owns = False  # this run holds the engine's active iteration
+        self.yielded_to: Site | None = None  # the inner loop this iteration gave way to
+
+    def __enter__(self) -> "LoopRun":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.owns:  # an exception arrived between begin() and the body's try
+            self.policy.abort(self)
+        return False
+
+    def begin(self) -> None:
+        """Called at the top of every iteration of the loop body."""
+        self.policy.begin(self)
+
+    def end(self) -> None:
+        """Called when the body is left (normally, by break/continue/return, or after abort)."""
+        self.policy.end(self)
+
+    def abort(self) -> None:
+        """Called when an exception leaves the body (before `end`)."""
+        self.policy.abort(self)
+
+
+class ModulePathHooks:
+    """Global nn.Module forward pre/post hooks feeding the engine the current module path."""
+
+    def __init__(self) -> None:
+        self._handles: tuple | None = None
+        self._stack: list[tuple[object, str]] = []
+        self._names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def install(self) -> None:
+        """Registers the hooks (idempotent); cheap, done when an iteration begins."""
+        if self._handles is not None:
+            return
+        from torch.nn.modules import module as nn_module  # noqa: PLC0415
+
+        self._stack.clear()
+        self._handles = (nn_module.register_module_forward_pre_hook(self._enter),
+                         nn_module.register_module_forward_hook(self._leave, always_call=True))
+
+    def remove(self) -> None:
+        """Removes the hooks; modules then run at full speed outside regions."""
+        if self._handles is None:
+            return
+        for handle in self._handles:
+            handle.remove()
+        self._handles = None
+        if self._stack:
+            self._stack.clear()
+            self._set_path("")
+
+    def _child_name(self, parent: object, module: object) -> str:
+        try:
+            return self._names[module]
+        except (KeyError, TypeError):
+            pass
+        name = type(module).__name__
+        for child_name, child in getattr(parent, "_modules", {}).items():
+            if child is module:
+                name = child_name
+                break
+        try:
+            self._names[module] = name
+        except TypeError:
+            pass
+        return name
+
+    def _enter(self, module, args) -> None:
+        if self._stack:
+            parent, parent_path = self._stack[-1]
+            path = f"{parent_path}/{self._child_name(parent, module)}"
+        else:
+            path = type(module).__name__
+        self._stack.append((module, path))
+        self._set_path(path)
+
+    def _leave(self, module, args, output) -> None:
+        if self._stack and self._stack[-1][0] is module:
+            self._stack.pop()
+            self._set_path(self._stack[-1][1] if self._stack else "")
+
+    @staticmethod
+    def _set_path(path: str) -> None:
+        engine = _engine_api.get()
+        if engine is not None:
+            engine.set_module_path(path)
+
+
+class RegionPolicy:
+    """Decides, iteration by iteration, which loop run or cell run is the active region."""
+
+    PROBE_MISSES = 3  # non-repeating probed iterations before a site is rejected
+    PROBE_EMPTY = 3  # probed iterations without tensor ops before a site is ignored
+    PROBE_RUNS = 4  # runs of a loop probed before giving up on it
+    CONTAINER_STREAK = 2  # consecutive iterations yielding to an inner loop
+
+    def __init__(self) -> None:
+        self.sites: dict[str, Site] = {}
+        self.active: LoopRun | None = None
+        self.hooks = ModulePathHooks()
+        self._thread = threading.main_thread().ident
+
+    # Entry points used by the rewritten code and the IPython extension.
+    def loop(self, key: str, name: str, file: str, line: int) -> LoopRun:
+        """A new run of the loop at `key` (the callable behind `__terra_loop__`)."""
+        return LoopRun(self._site(key, name, file, line), self)
+
+    def cell_run(self, key: str, name: str) -> LoopRun:
+        """The long-lived run of a cell source: each execution of the cell is an iteration."""
+        site = self._site(key, name, "<cell>", 1)
+        if site.cell_run is None:
+            site.cell_run = LoopRun(site, self)
+        return site.cell_run
+
+    def reset(self) -> None:
+        """Forgets every decision (after the engine forgot its regions)."""
+        if self.active is not None:
+            self._release(self.active, abort=True)
+        self.sites.clear()
+
+    def _site(self, key: str, name: str, file: str, line: int) -> Site:
+        site = self.sites.get(key)
+        if site is None:
+            site = self.sites[key] = Site(key, name, file, line)
+        return site
+
+    # The protocol.
+    def begin(self, run: LoopRun) -> None:
+        """Gives `run` the engine's iteration if the policy says so."""
+        site = run.site
+        if site.status is Status.TRANSPARENT or site.status is Status.CONTAINER:
+            return
+        engine = _engine_api.get()
+        if engine is None or threading.get_ident() != self._thread or not engine.is_enabled():
+            return
+        active = self.active
+        if active is not None:
+            if active.site is site or active.site.status is Status.REGION:
+                return  # one region at a time; the accepted (or same) one keeps it
+            self._release(active, abort=True)  # innermost first: the candidate yields
+            active.yielded_to = site
+        region_id = self._region_id(run, engine)
+        if region_id is None:
+            return
+        self.active = run
+        run.owns = True
+        engine.begin_iteration(region_id)
+        self.hooks.install()
+
+    def end(self, run: LoopRun) -> None:
+        """Ends `run`'s iteration (normal exit, break, continue, return) and judges it."""
+        if run.owns:
+            self._release(run, abort=False)
+            if run.site.status is Status.PROBING:
+                self._judge(run)
+        self._note_containment(run)
+
+    def abort(self, run: LoopRun) -> None:
+        """An exception left the iteration: the engine keeps what ran, as eager would."""
+        if run.owns:
+            self._release(run, abort=True)
+
+    # Helpers.
+    def _release(self, run: LoopRun, abort: bool) -> None:
+        self.active = None
+        run.owns = False
+        self.hooks.remove()
+        engine = _engine_api.get()
+        if abort:
+            engine.abort_iteration()
+        else:
+            engine.end_iteration()
+
+    def _region_id(self, run: LoopRun, engine) -> int | None:
+        if run.region_id is not None:
+            return run.region_id
+        site = run.site
+        if site.status is Status.REGION:
+            key = site.region_key
+        else:
+            site.probes += 1
+            if site.probes > self.PROBE_RUNS:
+                site.decide(Status.TRANSPARENT, f"no repetition in {self.PROBE_RUNS} runs")
+                return None
+            key = site.key if site.probes == 1 else f"{site.key}#{site.probes}"
+        run.region_key = key
+        run.region_id = engine.region(key, site.name, site.file, site.line)
+        return run.region_id
+
+    def _judge(self, run: LoopRun) -> None:
+        """After a probed iteration: accept, keep probing, or reject the site."""
+        site = run.site
+        engine = _engine_api.get()
+        if self._graph_nodes(run.region_id) == 0:
+            site.empty += 1
+            if site.empty >= self.PROBE_EMPTY:
+                site.decide(Status.TRANSPARENT, "its iterations run no tensor op")
+            return
+        if engine.last_iteration_repeated(run.region_id):
+            site.region_key = run.region_key
+            site.decide(Status.REGION, f"iteration {run.traced + 1} repeated")
+            return
+        if run.traced > 0:
+            site.misses += 1
+            if site.misses >= self.PROBE_MISSES:
+                site.decide(Status.TRANSPARENT, "consecutive iterations never repeat")
+        run.traced += 1
+
+    def _note_containment(self, run: LoopRun) -> None:
+        """Counts iterations that gave way to an inner loop that is (now) a region."""
+        site, inner = run.site, run.yielded_to
+        run.yielded_to = None
+        if inner is None or inner.status is Status.TRANSPARENT:
+            site.container_streak = 0
+            return
+        if inner.status is not Status.REGION:
+            return  # the inner candidate is still being probed: no evidence either way
+        site.container_streak += 1
+        if site.status is Status.PROBING and site.container_streak >= self.CONTAINER_STREAK:
+            site.decide(Status.CONTAINER, "contains a region")
+
+    @staticmethod
+    def _graph_nodes(region_id: int) -> int | None:
+        entry = _engine_api.region_stats(region_id)
+        if entry is None:
+            return None
+        return entry.get("graph_nodes")
+
+    # Reporting.
+    def describe(self) -> list[dict]:
+        """One dict per site: key, name, status, reason (for `%terra status`)."""
+        return [{"key": s.key, "name": s.name, "file": s.file, "line": s.line,
+                 "status": s.status.value, "region_key": s.region_key, "reason": s.reason}
+                for s in self.sites.values()]
+
+
+POLICY = RegionPolicy()
+
+
+def install() -> None:
+    """Makes `__terra_loop__` (used by rewritten loops) resolvable from any user module."""
+    setattr(builtins, RUNTIME_NAME, POLICY.loop)

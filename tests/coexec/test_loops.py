@@ -1,0 +1,435 @@
+"""Unit tests of the pure-Python layer: AST loop marking (terra.loops) and the region
+policy (terra.regions), against a small recording fake of the low-level engine API.
+
+The fake lives in this test only; the corpus (test_corpus.py) runs the real engine.
+"""
+
+import ast
+import asyncio
+import builtins
+import sys
+import textwrap
+import traceback
+
+import pytest
+
+from terra import _engine_api, loops, regions
+
+
+class FakeEngine:
+    """Records the calls the policy makes; "tensor ops" are `op(tag)` calls of the test.
+
+    A region's graph is the set of its merged traces; an iteration repeated when its
+    trace is a prefix of a merged one (the prefix tree of DESIGN §3).
+    """
+
+    def __init__(self):
+        self.events = []
+        self.keys = {}
+        self.graphs = {}
+        self.current = None  # (region id, list of tags) of the open iteration
+        self.repeated = {}
+        self.module_paths = []
+        self.enabled = True
+
+    def region(self, key, name, file, line):
+        if key not in self.keys:
+            self.keys[key] = len(self.keys) + 1
+            self.graphs[self.keys[key]] = []
+        return self.keys[key]
+
+    def key_of(self, region_id):
+        return next(k for k, v in self.keys.items() if v == region_id)
+
+    def begin_iteration(self, region_id):
+        assert self.current is None, "two iterations open at once"
+        self.current = (region_id, [])
+        self.events.append(("begin", self.key_of(region_id)))
+
+    def _close(self, kind):
+        assert self.current is not None, f"{kind} without an open iteration"
+        region_id, trace = self.current
+        self.events.append((kind, self.key_of(region_id)))
+        self.current = None
+        return region_id, tuple(trace)
+
+    def end_iteration(self):
+        region_id, trace = self._close("end")
+        graph = self.graphs[region_id]
+        self.repeated[region_id] = any(t[: len(trace)] == trace for t in graph)
+        if not self.repeated[region_id]:
+            graph.append(trace)
+
+    def abort_iteration(self):
+        self._close("abort")
+
+    def last_iteration_repeated(self, region_id):
+        return self.repeated.get(region_id, False)
+
+    def stats(self):
+        return {"regions": [{"id": rid, "graph_nodes": len({tag for t in g for tag in t})}
+                            for rid, g in self.graphs.items()]}
+
+    def is_enabled(self):
+        return self.enabled
+
+    def set_module_path(self, path):
+        if self.current is not None:
+            self.module_paths.append(path)
+
+    def op(self, tag):
+        """A tensor op issued by the program: recorded only inside an open iteration."""
+        if self.current is not None:
+            self.current[1].append(tag)
+
+    def in_iteration(self):
+        return self.current is not None
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """A fresh policy wired to a FakeEngine, installed as `__terra_loop__`."""
+    engine = FakeEngine()
+    policy = regions.RegionPolicy()
+    monkeypatch.setattr(_engine_api._Lookup, "engine", engine)
+    monkeypatch.setattr(regions, "POLICY", policy)
+    monkeypatch.setattr(builtins, loops.RUNTIME_NAME, policy.loop, raising=False)
+    engine.policy = policy
+    return engine
+
+
+def run_both(source, fake, entry="main"):
+    """Executes `source` plain and marked; returns (plain result, marked result, namespace)."""
+    source = textwrap.dedent(source)
+    plain_ns = {"op": lambda tag: None}
+    exec(compile(source, "<plain>", "exec"), plain_ns)
+    marked_ns = {"op": fake.op, "engine": fake}
+    exec(loops.compile_marked(source, "<marked>"), marked_ns)
+    return plain_ns[entry](), marked_ns[entry](), marked_ns
+
+
+SEMANTICS = {
+    "break_continue_else": """
+        def main():
+            out = []
+            for i in range(10):
+                op("a")
+                if i == 1:
+                    continue
+                if i == 6:
+                    break
+                out.append(i)
+            else:
+                out.append("else-not-reached")
+            for i in range(3):
+                op("b")
+            else:
+                out.append("else")
+            return out
+    """,
+    "while_return": """
+        def main():
+            j, out = 0, []
+            while True:
+                op("w")
+                j += 1
+                out.append(j)
+                if j == 4:
+                    return out
+    """,
+    "nested_and_recursion": """
+        def walk(tree, depth=0):
+            total = 0
+            for child in tree:
+                op("node")
+                total += walk(child, depth + 1) if isinstance(child, list) else child
+            return total
+        def main():
+            return walk([1, [2, [3, 4]], [5], 6])
+    """,
+    "exceptions_caught_inside_and_outside": """
+        def main():
+            out = []
+            for i in range(5):
+                try:
+                    op("x")
+                    if i == 2:
+                        raise ValueError(i)
+                    out.append(i)
+                except ValueError as e:
+                    out.append(("caught", e.args[0]))
+            try:
+                for i in range(5):
+                    op("y")
+                    if i == 3:
+                        raise KeyError(i)
+            except KeyError as e:
+                out.append(("outer", e.args[0], i))
+            return out
+    """,
+    "generators": """
+        def batches(n):
+            for i in range(n):
+                op("gen")
+                yield [i] * (i % 3 + 1)
+            k = 0
+            while k < 2:
+                k += 1
+            yield [k]
+        def main():
+            out = []
+            for b in batches(5):
+                op("consume")
+                out.append(sum(b))
+            return out
+    """,
+    "class_level_loop": """
+        class Table:
+            squares = []
+            for i in range(4):
+                squares.append(i * i)
+        def main():
+            return Table.squares, sorted(k for k in vars(Table) if "terra" in k)
+    """,
+    "async_loops": """
+        import asyncio
+        async def agen():
+            for i in range(3):
+                yield i
+        async def work():
+            out = []
+            async for v in agen():
+                out.append(v)
+            for i in range(3):
+                await asyncio.sleep(0)
+                out.append(i)
+            for i in range(2):
+                out.append(-i)
+            return out
+        def main():
+            return asyncio.run(work())
+    """,
+    "loop_in_finally_and_with": """
+        import contextlib
+        def main():
+            out = []
+            with contextlib.suppress(ZeroDivisionError):
+                for i in range(3):
+                    out.append(1 // (1 - i))
+            try:
+                pass
+            finally:
+                for i in range(2):
+                    out.append(i)
+            return out
+    """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEMANTICS))
+def test_marked_loops_keep_semantics(name, fake):
+    plain, marked, _ = run_both(SEMANTICS[name], fake)
+    assert marked == plain
+    assert fake.current is None, "an iteration was left open"
+
+
+def test_marked_module_level_loops_leave_no_names(fake):
+    source = "total = 0\nfor i in range(3):\n    total += i\nwhile total < 10:\n    total += 1\n"
+    namespace = {}
+    exec(loops.compile_marked(source, "<m>"), namespace)
+    assert namespace["total"] == 10 and namespace["i"] == 2
+    assert not [k for k in namespace if "terra" in k]
+
+
+def tb_summary(source, name):
+    namespace = {"op": lambda tag: None}
+    code = (loops.compile_marked(source, name) if name == "<marked>"
+            else compile(source, name, "exec"))
+    with pytest.raises(ZeroDivisionError) as info:
+        exec(code, namespace)
+        namespace["main"]()
+    return [(f.lineno, f.name) for f in traceback.extract_tb(info.value.__traceback__)][1:]
+
+
+def test_tracebacks_keep_line_numbers(fake):
+    source = textwrap.dedent("""
+        def inner(x):
+            return 1 / x
+        def main():
+            for i in range(3, -1, -1):
+                while True:
+                    y = inner(i)
+                    break
+    """)
+    assert tb_summary(source, "<marked>") == tb_summary(source, "<plain>")
+    assert tb_summary(source, "<marked>")[-1] == (3, "inner")
+
+
+def test_suspending_loops_are_not_marked():
+    source = textwrap.dedent("""
+        def gen():
+            for i in range(3):
+                yield i
+            for i in range(3):
+                def nested():
+                    yield 1
+        async def coro():
+            for i in range(2):
+                await thing()
+            async for i in things():
+                pass
+            while False:
+                pass
+    """)
+    marker = loops.LoopMarker("k", "f", "f")
+    marker.visit(ast.parse(source))
+    assert marker.marked == 2  # the loop defining `nested`, and the while in coro
+
+
+def test_no_iteration_is_open_while_a_generator_runs(fake):
+    source = """
+        def batches():
+            for i in range(6):
+                engine.op("gen")
+                yield i
+        def main():
+            seen = []
+            for b in batches():
+                seen.append(engine.in_iteration())
+                engine.op("step")
+            return seen
+    """
+    source = textwrap.dedent(source)
+    events = []
+    fake.op = lambda tag: events.append((tag, fake.in_iteration())) or FakeEngine.op(fake, tag)
+    namespace = {"engine": fake}
+    exec(loops.compile_marked(source, "<marked>"), namespace)
+    seen = namespace["main"]()
+    assert all(not inside for tag, inside in events if tag == "gen")
+    assert any(seen), "the consuming loop never became a region"
+
+
+def status_of(fake, line_substring):
+    (site,) = [s for s in fake.policy.sites.values() if s.name.endswith(line_substring)]
+    return site.status
+
+
+TRAINING = """
+def forward(step):
+    for layer in range(3):                 # line 3: each layer uses other weights
+        op(f"linear{layer}")
+        op("relu")
+
+def main():
+    for epoch in range(3):                 # line 8: the epoch loop
+        for step in range(6):              # line 9: the step loop
+            forward(step)
+            op("backward")
+            if epoch == 0 and step == 0:
+                op("momentum-init")
+            op("sgd")
+        op("eval")
+    return True
+"""
+
+
+def test_policy_picks_the_step_loop(fake):
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(TRAINING, "train.py", display_file="train.py"), namespace)
+    namespace["main"]()
+    assert status_of(fake, ":3") is regions.Status.TRANSPARENT
+    assert status_of(fake, ":9") is regions.Status.REGION
+    assert status_of(fake, ":8") is regions.Status.CONTAINER
+    step_key = next(s.region_key for s in fake.policy.sites.values() if s.name.endswith(":9"))
+    ends = [e for e in fake.events if e == ("end", step_key)]
+    assert len(ends) >= 12  # most of the 18 steps ran as iterations of the step region
+    assert fake.current is None
+
+
+def test_loop_without_tensor_ops_does_not_steal_the_region(fake):
+    source = textwrap.dedent("""
+        def main():
+            total = 0
+            for step in range(8):
+                op("fwd")
+                for k in range(4):          # pure Python: no tensor op
+                    total += k
+                op("bwd")
+            return total
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    assert namespace["main"]() == 48
+    assert status_of(fake, ":6") is regions.Status.TRANSPARENT
+    assert status_of(fake, ":4") is regions.Status.REGION
+
+
+@pytest.mark.parametrize("exc_type", [ValueError, KeyboardInterrupt])
+def test_exceptions_abort_the_iteration(fake, exc_type):
+    source = textwrap.dedent("""
+        def main(exc_type):
+            done = []
+            for step in range(6):
+                try:
+                    for i in range(5):
+                        op("a")
+                        if step == 4 and i == 3:
+                            raise exc_type("stop")
+                        op("b")
+                except exc_type:
+                    done.append(step)
+            return done
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    assert namespace["main"](exc_type) == [4]
+    assert [e for e in fake.events if e[0] == "abort"], "the iteration was not aborted"
+    assert fake.current is None
+
+
+def test_cell_runs_are_regions_unless_they_contain_one(fake):
+    policy = fake.policy
+    for _ in range(3):
+        run = policy.cell_run("cell-a", "cell a")
+        run.begin()
+        fake.op("x")
+        run.end()
+    assert policy.sites["cell-a"].status is regions.Status.REGION
+    source = "for i in range(4):\n    op('inner')\n"
+    for _ in range(3):
+        run = policy.cell_run("cell-b", "cell b")
+        run.begin()
+        fake.op("before")
+        exec(loops.compile_marked(source, "<cell>", key_prefix="cell-b"), {"op": fake.op})
+        run.end()
+    assert policy.sites["cell-b"].status is regions.Status.CONTAINER
+    assert policy.sites["cell-b:1:0"].status is regions.Status.REGION
+
+
+def test_disabled_engine_is_never_asked(fake):
+    fake.enabled = False
+    plain, marked, _ = run_both(SEMANTICS["break_continue_else"], fake)
+    assert plain == marked and fake.events == []
+
+
+def test_module_path_hooks_follow_nested_modules(fake):
+    torch = pytest.importorskip("torch")
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+
+        def forward(self, x):
+            return torch.relu(self.linear(x))
+
+    model = torch.nn.Sequential(Block(), torch.nn.Linear(2, 1))
+    source = "def main(model, x):\n    for i in range(2):\n        model(x)\n"
+    namespace = {}
+    exec(loops.compile_marked(source, "m.py"), namespace)
+    namespace["main"](model, torch.ones(1, 2))
+    assert "Sequential/0/linear" in fake.module_paths
+    assert "Sequential/1" in fake.module_paths
+    assert fake.module_paths[-1] == ""
+    # Outside iterations the global hooks are gone.
+    assert not torch.nn.modules.module._global_forward_pre_hooks

@@ -1,0 +1,301 @@
+// Merging traces into a TraceGraph: containment, divergence, re-convergence, scalar
+// generalisation, data-dependent outputs, merge_from after a co-executed prefix.
+#include <gtest/gtest.h>
+
+#include "programs.h"
+
+namespace terra::graph {
+namespace {
+
+using testing::meta;
+using testing::StepOptions;
+using testing::TraceBuilder;
+using testing::training_step;
+using testing::Value;
+using testing::with_batch;
+using testing::with_lr;
+using testing::with_tanh;
+
+constexpr std::size_t kStepOps = 5;  // ops in training_step()
+
+TEST(Merge, FirstTraceAddsEveryRecord) {
+  TraceGraph graph;
+  MergeResult result = graph.merge(training_step());
+  graph.verify();
+  EXPECT_FALSE(result.contained);
+  EXPECT_EQ(result.nodes_added, kStepOps);
+  ASSERT_TRUE(result.divergence_step.has_value());
+  EXPECT_EQ(*result.divergence_step, 0u);
+  EXPECT_EQ(result.divergence_parent, kRootId);
+  EXPECT_EQ(graph.size(), kStepOps);
+  EXPECT_EQ(result.path.size(), kStepOps);
+  EXPECT_EQ(result.last, result.path.back());
+  EXPECT_EQ(graph.node(result.last).ends, 1u);
+}
+
+TEST(Merge, IdenticalTraceIsContainedWithoutGrowth) {
+  TraceGraph graph;
+  MergeResult first = graph.merge(training_step());
+  MergeResult second = graph.merge(training_step());
+  graph.verify();
+  EXPECT_TRUE(second.contained);
+  EXPECT_EQ(second.nodes_added, 0u);
+  EXPECT_FALSE(second.divergence_step.has_value());
+  EXPECT_TRUE(second.generalised.empty());
+  EXPECT_EQ(second.path, first.path);
+  EXPECT_EQ(graph.size(), kStepOps);
+  EXPECT_EQ(graph.branch_count(), 0u);
+  EXPECT_EQ(graph.root().count, 2u);
+  for (NodeId id = 0; id < graph.size(); ++id) EXPECT_EQ(graph.node(id).count, 2u);
+}
+
+TEST(Merge, DivergenceOpensBranchAtFirstDifference) {
+  TraceGraph graph;
+  MergeResult relu = graph.merge(training_step());
+  MergeResult tanh = graph.merge(training_step(with_tanh()));
+  graph.verify();
+  EXPECT_FALSE(tanh.contained);
+  ASSERT_TRUE(tanh.divergence_step.has_value());
+  EXPECT_EQ(*tanh.divergence_step, 1u);          // relu vs tanh
+  EXPECT_EQ(tanh.divergence_parent, relu.path[0]);  // after mm
+  EXPECT_EQ(tanh.nodes_added, kStepOps - 1);
+  EXPECT_EQ(tanh.path[0], relu.path[0]);
+  EXPECT_EQ(graph.branch_count(), 1u);
+
+  const Node& mm = graph.node(relu.path[0]);
+  ASSERT_EQ(mm.children.size(), 2u);
+  EXPECT_EQ(mm.children[0], relu.path[1]);
+  EXPECT_EQ(mm.children[1], tanh.path[1]);
+  EXPECT_EQ(mm.taken, (std::vector<std::uint64_t>{1, 1}));
+  EXPECT_EQ(mm.last_taken, 1);
+  EXPECT_EQ(mm.count, 2u);
+
+  MergeResult again = graph.merge(training_step());
+  graph.verify();
+  EXPECT_TRUE(again.contained);
+  EXPECT_EQ(graph.node(relu.path[0]).taken, (std::vector<std::uint64_t>{2, 1}));
+  EXPECT_EQ(graph.node(relu.path[0]).last_taken, 0);
+}
+
+TEST(Merge, ReconvergingSuffixBecomesItsOwnBranchAndIsThenContained) {
+  // Both paths continue with sum, mul, sub_ after the differing activation: the prefix tree
+  // keeps a copy of the suffix under each branch (a correct, if unshared, answer).
+  TraceGraph graph;
+  MergeResult relu = graph.merge(training_step());
+  MergeResult tanh = graph.merge(training_step(with_tanh()));
+  graph.verify();
+  for (std::size_t step = 2; step < kStepOps; ++step) {
+    const Node& a = graph.node(relu.path[step]);
+    const Node& b = graph.node(tanh.path[step]);
+    EXPECT_NE(a.id, b.id);
+    EXPECT_EQ(a.step, b.step);
+    EXPECT_EQ(a.identity, b.identity) << "suffix op at step " << step;
+  }
+  EXPECT_TRUE(graph.merge(training_step(with_tanh())).contained);
+  EXPECT_TRUE(graph.merge(training_step()).contained);
+  EXPECT_EQ(graph.size(), kStepOps + kStepOps - 1);
+  graph.verify();
+}
+
+TEST(Merge, VaryingLearningRateBecomesOneScalarFeed) {
+  TraceGraph graph;
+  double lr = 0.1;
+  std::vector<MergeResult> results;
+  for (int i = 0; i < 6; ++i, lr *= 0.9) results.push_back(graph.merge(training_step(with_lr(lr))));
+  graph.verify();
+  EXPECT_EQ(graph.size(), kStepOps);
+  EXPECT_EQ(graph.branch_count(), 0u);
+  EXPECT_FALSE(results[1].contained);
+  EXPECT_EQ(results[1].nodes_added, 0u);
+  const NodeId mul = results[0].path[3];
+  ASSERT_EQ(results[1].generalised.size(), 1u);
+  EXPECT_EQ(results[1].generalised[0], (Generalisation{mul, 1}));
+  for (std::size_t i = 2; i < results.size(); ++i) {
+    EXPECT_TRUE(results[i].contained) << "iteration " << i;
+    EXPECT_TRUE(results[i].generalised.empty());
+  }
+  const Arg& lr_arg = graph.node(mul).identity.args()[1];
+  ASSERT_TRUE(lr_arg.is<ScalarFeed>());
+  EXPECT_EQ(lr_arg.as<ScalarFeed>().kind, ScalarKind::kDouble);
+  EXPECT_TRUE(graph.node(mul).identity.has_scalar_feeds());
+  // The int alpha of sub_ never varied: still a concrete value.
+  EXPECT_TRUE(graph.node(results[0].path[4]).identity.args()[2].is<std::int64_t>());
+}
+
+// x.sum(dim) on a [2, 3] input: the dim shapes the output.
+Trace sum_over(std::int64_t dim, std::int64_t rows = 2, std::int64_t cols = 3) {
+  TraceBuilder b;
+  Value x = b.feed(0, meta({rows, cols}));
+  TensorMeta out = meta({dim == 0 ? cols : rows});
+  Value s = b.op("aten::sum", {x}, {Arg(IntList{dim}), Arg(false)}, out);
+  b.op("aten::neg", {s});
+  return b.take();
+}
+
+// x.sum(dim) as an int scalar argument (how aten::size/select-like ops take ints).
+Trace select_along(std::int64_t dim, std::int64_t index, std::vector<std::int64_t> shape) {
+  TraceBuilder b;
+  Value x = b.feed(0, meta(shape));
+  std::vector<std::int64_t> out_shape = shape;
+  out_shape.erase(out_shape.begin() + dim);
+  b.op("aten::select_copy", {x}, {Arg(dim), Arg(index)}, meta(out_shape));
+  return b.take();
+}
+
+TEST(Merge, ShapeChangingIntStaysIdentityAndBranches) {
+  TraceGraph graph;
+  graph.merge(select_along(0, 0, {2, 3}));
+  MergeResult other_dim = graph.merge(select_along(1, 0, {2, 3}));  // output [2] vs [3]
+  graph.verify();
+  EXPECT_TRUE(other_dim.generalised.empty());
+  EXPECT_EQ(other_dim.nodes_added, 1u);
+  ASSERT_TRUE(other_dim.divergence_step.has_value());
+  EXPECT_EQ(*other_dim.divergence_step, 0u);
+  EXPECT_EQ(graph.root().children.size(), 2u);
+  EXPECT_EQ(graph.branch_count(), 1u);
+  // The index varies without changing the output: generalised, no new branch.
+  MergeResult other_index = graph.merge(select_along(0, 1, {2, 3}));
+  graph.verify();
+  EXPECT_EQ(other_index.nodes_added, 0u);
+  ASSERT_EQ(other_index.generalised.size(), 1u);
+  EXPECT_EQ(other_index.generalised[0].arg, 2u);
+  EXPECT_TRUE(graph.node(other_index.path[0]).identity.args()[2].is<ScalarFeed>());
+  EXPECT_TRUE(graph.node(other_index.path[0]).identity.args()[1].is<std::int64_t>());
+}
+
+TEST(Merge, IntListArgumentsAreNeverGeneralised) {
+  TraceGraph graph;
+  graph.merge(sum_over(0, 3, 3));
+  MergeResult other = graph.merge(sum_over(1, 3, 3));  // same output shape, other dims
+  graph.verify();
+  EXPECT_TRUE(other.generalised.empty());
+  EXPECT_EQ(other.nodes_added, 2u);
+}
+
+TEST(Merge, GeneraliseIntsCanBeTurnedOff) {
+  TraceGraph graph;
+  MergeOptions no_ints;
+  no_ints.generalise_ints = false;
+  graph.merge(select_along(0, 0, {2, 3}), no_ints);
+  MergeResult other_index = graph.merge(select_along(0, 1, {2, 3}), no_ints);
+  graph.verify();
+  EXPECT_TRUE(other_index.generalised.empty());
+  EXPECT_EQ(other_index.nodes_added, 1u);
+}
+
+TEST(Merge, ExactSiblingWinsOverScalarFeed) {
+  // index 0 and 1 generalise; a later exact sibling (other dim) keeps matching itself.
+  TraceGraph graph;
+  graph.merge(select_along(0, 0, {2, 3}));
+  graph.merge(select_along(0, 1, {2, 3}));
+  MergeResult dim1 = graph.merge(select_along(1, 0, {2, 3}));
+  MergeResult dim1_again = graph.merge(select_along(1, 0, {2, 3}));
+  graph.verify();
+  EXPECT_TRUE(dim1_again.contained);
+  EXPECT_EQ(dim1_again.path, dim1.path);
+}
+
+Trace nonzero_program(std::int64_t found) {
+  TraceBuilder b;
+  Value x = b.feed(0, meta({16}));
+  Value idx = b.op("aten::nonzero", {x}, {}, meta({found, 1}, "int64"));
+  b.op("aten::neg", {idx});
+  return b.take();
+}
+
+TEST(Merge, EqualIdentityWithOtherOutputsMarksNodeDataDependent) {
+  TraceGraph graph;
+  MergeResult three = graph.merge(nonzero_program(3));
+  MergeResult five = graph.merge(nonzero_program(5));
+  graph.verify();
+  EXPECT_EQ(five.path[0], three.path[0]);
+  EXPECT_EQ(five.outputs_varied, std::vector<NodeId>{three.path[0]});
+  EXPECT_TRUE(graph.node(three.path[0]).outputs_vary);
+  EXPECT_TRUE(graph.node(three.path[0]).flags.data_dependent_shape);
+  ASSERT_TRUE(five.divergence_step.has_value());
+  EXPECT_EQ(*five.divergence_step, 1u);  // neg sees another input shape
+  EXPECT_FALSE(five.contained);
+  EXPECT_TRUE(graph.merge(nonzero_program(5)).outputs_varied.empty());
+}
+
+TEST(Merge, PrefixIterationEndsInsideThePath) {
+  TraceGraph graph;
+  graph.merge(training_step());
+  Trace shorter = training_step();
+  shorter.records.resize(3);  // an early `break` after the loss
+  MergeResult first = graph.merge(shorter);
+  EXPECT_FALSE(first.contained);  // nobody ended there before
+  EXPECT_EQ(first.nodes_added, 0u);
+  EXPECT_TRUE(graph.merge(shorter).contained);
+  EXPECT_EQ(graph.node(first.last).ends, 2u);
+  graph.verify();
+}
+
+TEST(Merge, EmptyIterationEndsAtTheRoot) {
+  TraceGraph graph;
+  EXPECT_FALSE(graph.merge(Trace{}).contained);
+  EXPECT_TRUE(graph.merge(Trace{}).contained);
+  EXPECT_EQ(graph.root().ends, 2u);
+  EXPECT_EQ(graph.root().count, 2u);
+  graph.verify();
+}
+
+TEST(Merge, RegistersStatesFeedsAndNames) {
+  TraceGraph graph;
+  Trace trace = training_step(with_batch(8));
+  trace.states.push_back({1, meta({4, 4}), "model.linear.weight"});
+  graph.merge(trace);
+  graph.merge(training_step(with_batch(4)));  // last batch smaller: feed meta updated
+  graph.verify();
+  ASSERT_EQ(graph.states().count(1), 1u);
+  EXPECT_EQ(graph.states().at(1).name, "model.linear.weight");
+  EXPECT_EQ(graph.states().at(1).meta, meta({4, 4}));
+  ASSERT_EQ(graph.feeds().count(0), 1u);
+  EXPECT_EQ(graph.feeds().at(0).meta, meta({8, 4}));  // first registration kept
+  EXPECT_EQ(graph.branch_count(), 1u);                // other batch: other identity
+}
+
+TEST(Merge, FetchFlagIsKeptOnTheNode) {
+  TraceGraph graph;
+  MergeResult result = graph.merge(training_step());
+  EXPECT_TRUE(graph.node(result.path[2]).flags.is_fetch);
+  EXPECT_FALSE(graph.node(result.path[1]).flags.is_fetch);
+  graph.mark_fetch(result.path[1]);
+  EXPECT_TRUE(graph.node(result.path[1]).flags.is_fetch);
+  EXPECT_EQ(training_step().fetch_points(), std::vector<std::size_t>{2});
+}
+
+TEST(Merge, MergeFromCountsTheCoexecutedPrefixOnce) {
+  TraceGraph graph;
+  graph.merge(training_step());
+  graph.merge(training_step());
+  // Co-execution matches mm, then the program takes tanh: fallback traces the rest.
+  Trace diverging = training_step(with_tanh());
+  Cursor cursor(graph);
+  cursor.reset();
+  ASSERT_NE(cursor.match(diverging.records[0].identity), nullptr);
+  ASSERT_EQ(cursor.match(diverging.records[1].identity), nullptr);
+  Trace rest;
+  rest.records.assign(diverging.records.begin() + 1, diverging.records.end());
+  MergeResult result = graph.merge_from(cursor.position().id, rest);
+  graph.verify();
+  EXPECT_EQ(graph.root().count, 3u);
+  EXPECT_EQ(graph.node(result.path[0]).count, 3u);
+  ASSERT_TRUE(result.divergence_step.has_value());
+  EXPECT_EQ(*result.divergence_step, 1u);
+  EXPECT_EQ(result.path.size(), kStepOps);
+  EXPECT_TRUE(graph.merge(training_step(with_tanh())).contained);
+}
+
+TEST(Merge, NodesStayPutWhileTheGraphGrows) {
+  TraceGraph graph;
+  graph.merge(training_step());
+  const Node* first = &graph.node(0);
+  for (std::int64_t batch = 1; batch < 200; ++batch) graph.merge(training_step(with_batch(batch)));
+  EXPECT_EQ(first, &graph.node(0));
+  EXPECT_EQ(first->identity.op().name(), "aten::mm");
+  graph.verify();
+}
+
+}  // namespace
+}  // namespace terra::graph
