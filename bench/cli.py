@@ -20,7 +20,7 @@ from bench import analysis, registry, report, runner
 # 30-120 s per program on two cores, ten programs would not fit in ~5 minutes.
 MODES = {
     "quick": {"iters": 10, "reps": 1, "timeout_s": 240, "systems": ("eager", "terra", "torchscript")},
-    "full": {"iters": 40, "reps": 3, "timeout_s": 600, "systems": registry.SYSTEMS},
+    "full": {"iters": 40, "reps": 2, "timeout_s": 300, "systems": registry.SYSTEMS},
 }
 
 

@@ -41,6 +41,8 @@ def cell_text(row):
         return f"**fails**: {row['error']['class']}"
     if row["system"] == "eager":
         return f"{row['steady_ms']:.1f} ms"
+    if row.get("speedup") is None:
+        return f"runs, {row['steady_ms']:.1f} ms (no eager run to compare)"
     if row.get("correct") is False:
         return f"**wrong** ({row['correctness']}) {row['speedup']:.2f}×"
     return f"{row['speedup']:.2f}×"
@@ -176,6 +178,8 @@ def chart(summary, meta, png_path, svg_path):
                 continue
             if not row["runs"]:
                 ax.plot(x, 0.05 * top, marker="x", color=FAIL_COLOR, markersize=9, mew=2.5)
+                continue
+            if row.get("speedup") is None:
                 continue
             wrong = row.get("correct") is False
             ax.bar(x, row["speedup"], width, color="white" if wrong else color, edgecolor=color,

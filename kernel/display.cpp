@@ -1,5 +1,7 @@
 // Display facility: rich output, execution results, errors and clear_output, each
 // published after the text output written before it.
+#include <pybind11/stl.h>
+
 #include <string>
 #include <vector>
 
@@ -57,6 +59,9 @@ void bind_display(py::module_& m) {
         interpreter::instance().clear_output(wait);
       },
       py::arg("wait") = false, "Publish clear_output.");
+  m.def(
+      "parent_header", [] { return from_json(interpreter::instance().parent_header()); },
+      "Header of the shell request being handled (where output is attributed).");
 }
 
 }  // namespace terra::kernel

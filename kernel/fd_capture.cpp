@@ -51,7 +51,7 @@ bool same_file(int a, int b) {
 
 }  // namespace
 
-// std::cerr is where xeus and other C++ code log. While a request runs, it is cell
+// std::cerr and std::clog are where xeus and other C++ code log. While a request runs, it is cell
 // output like any write to fd 2; between requests it goes to the kernel log, so that a
 // rejected message never shows up in the next cell's output.
 class fd_capture::cerr_buffer : public std::streambuf {
@@ -185,12 +185,14 @@ void fd_capture::route_cerr() {
   std::cerr.flush();
   m_cerr_buffer = std::make_unique<cerr_buffer>(*this);
   m_saved_cerr = std::cerr.rdbuf(m_cerr_buffer.get());
+  m_saved_clog = std::clog.rdbuf(m_cerr_buffer.get());
 }
 
 void fd_capture::unroute_cerr() {
   if (m_saved_cerr != nullptr) {
     std::cerr.rdbuf(m_saved_cerr);
-    m_saved_cerr = nullptr;
+    std::clog.rdbuf(m_saved_clog);
+    m_saved_cerr = m_saved_clog = nullptr;
   }
 }
 

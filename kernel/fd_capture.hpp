@@ -93,6 +93,7 @@ class fd_capture {
   int m_log_fd = -1;
   std::unique_ptr<cerr_buffer> m_cerr_buffer;
   std::streambuf* m_saved_cerr = nullptr;
+  std::streambuf* m_saved_clog = nullptr;
   std::thread m_thread;
   std::atomic<bool> m_active{false};
   std::atomic<bool> m_running{false};

@@ -11,6 +11,7 @@ stays inert: programs still run, eagerly.
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 _MISSING = object()
@@ -25,7 +26,8 @@ class _Lookup:
 
 def _find_engine():
     """Returns the engine singleton from wherever the binding exposes it."""
-    from terra import engine as engine_module  # noqa: PLC0415 (import only when needed)
+    # The module itself (terra/__init__.py may re-export a name `engine`).
+    engine_module = importlib.import_module("terra.engine")
 
     for name in ("ENGINE", "engine", "_engine"):
         candidate = getattr(engine_module, name, None)

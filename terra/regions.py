@@ -15,6 +15,9 @@ engine's one active iteration:
   repeats accepts the site as a region. A site whose iterations do not repeat
   (a loop over layers: each iteration uses other weights) is rejected after
   `PROBE_MISSES` misses and becomes transparent; its enclosing loop is then probed.
+  A loop with no enclosing candidate (rejecting it would hand the region to nobody)
+  gets a longer budget, `PROBE_MISSES_OUTERMOST`: it may repeat only once it has seen
+  all its paths (three tree shapes, three sequence lengths).
   A site whose probed iterations run no tensor op (`PROBE_EMPTY` of them) becomes
   transparent too.
 - A site that yielded its iteration to an inner loop that is an accepted region in
@@ -31,6 +34,7 @@ from __future__ import annotations
 import builtins
 import enum
 import threading
+import time
 import weakref
 
 from terra import _engine_api
@@ -48,11 +52,14 @@ class Site:
     """One loop head in the user's source (or one cell source), and what we learnt of it."""
 
     __slots__ = ("key", "name", "file", "line", "status", "region_key", "probes", "misses",
-                 "empty", "container_streak", "cell_run", "reason")
+                 "empty", "container_streak", "cell_run", "reason", "timings", "inert",
+                 "nested")
 
     def __init__(self, key: str, name: str, file: str, line: int) -> None:
         self.key, self.name, self.file, self.line = key, name, file, line
         self.status = Status.PROBING
+        self.inert = False  # TRANSPARENT or CONTAINER: never takes an iteration again
+        self.nested = False  # it once took the iteration from an enclosing candidate loop
         self.region_key: str | None = None  # engine key of the accepted region
         self.probes = 0  # probe regions opened (one per run while probing)
         self.misses = 0  # probed iterations that did not repeat their run's earlier ones
@@ -60,17 +67,20 @@ class Site:
         self.container_streak = 0
         self.cell_run: LoopRun | None = None
         self.reason = ""  # why the status is what it is (for %terra status)
+        self.timings: dict[str, list[float]] = {}  # engine phase -> [seconds, iterations]
 
     def decide(self, status: Status, reason: str) -> None:
         """Records a final decision about this site."""
         self.status = status
         self.reason = reason
+        self.inert = status in (Status.TRANSPARENT, Status.CONTAINER)
 
 
 class LoopRun:
     """One run of a marked loop (the `with` block); its methods wrap each iteration."""
 
-    __slots__ = ("site", "policy", "region_key", "region_id", "traced", "owns", "yielded_to")
+    __slots__ = ("site", "policy", "region_key", "region_id", "traced", "owns", "yielded_to",
+                 "phase", "started")
 
     def __init__(self, site: Site, policy: "RegionPolicy") -> None:
         self.site = site
@@ -80,6 +90,8 @@ class LoopRun:
         self.traced = 0  # iterations of this run merged into its region
         self.owns = False  # this run holds the engine's active iteration
         self.yielded_to: Site | None = None  # the inner loop this iteration gave way to
+        self.phase = ""  # engine phase of the region when the iteration began
+        self.started = 0.0
 
     def __enter__(self) -> "LoopRun":
         return self
@@ -91,11 +103,13 @@ class LoopRun:
 
     def begin(self) -> None:
         """Called at the top of every iteration of the loop body."""
-        self.policy.begin(self)
+        if not self.site.inert:  # fast path: rejected loops cost one attribute test
+            self.policy.begin(self)
 
     def end(self) -> None:
         """Called when the body is left (normally, by break/continue/return, or after abort)."""
-        self.policy.end(self)
+        if self.owns or self.yielded_to is not None or self.site.container_streak:
+            self.policy.end(self)
 
     def abort(self) -> None:
         """Called when an exception leaves the body (before `end`)."""
@@ -171,7 +185,8 @@ class ModulePathHooks:
 class RegionPolicy:
     """Decides, iteration by iteration, which loop run or cell run is the active region."""
 
-    PROBE_MISSES = 3  # non-repeating probed iterations before a site is rejected
+    PROBE_MISSES = 6  # non-repeating probed iterations before a nested site is rejected
+    PROBE_MISSES_OUTERMOST = 24  # the same for a loop with no enclosing candidate loop
     PROBE_EMPTY = 3  # probed iterations without tensor ops before a site is ignored
     PROBE_RUNS = 4  # runs of a loop probed before giving up on it
     CONTAINER_STREAK = 2  # consecutive iterations yielding to an inner loop
@@ -213,7 +228,10 @@ class RegionPolicy:
         if site.status is Status.TRANSPARENT or site.status is Status.CONTAINER:
             return
         engine = _engine_api.get()
-        if engine is None or threading.get_ident() != self._thread or not engine.is_enabled():
+        if engine is None:
+            site.decide(Status.TRANSPARENT, "no engine")
+            return
+        if threading.get_ident() != self._thread or not engine.is_enabled():
             return
         active = self.active
         if active is not None:
@@ -221,18 +239,24 @@ class RegionPolicy:
                 return  # one region at a time; the accepted (or same) one keeps it
             self._release(active, abort=True)  # innermost first: the candidate yields
             active.yielded_to = site
+            site.nested = site.nested or active.site.cell_run is None
         region_id = self._region_id(run, engine)
         if region_id is None:
             return
+        run.phase = engine.phase(region_id)
+        run.started = time.perf_counter()
+        engine.begin_iteration(region_id)
         self.active = run
         run.owns = True
-        engine.begin_iteration(region_id)
         self.hooks.install()
 
     def end(self, run: LoopRun) -> None:
         """Ends `run`'s iteration (normal exit, break, continue, return) and judges it."""
         if run.owns:
             self._release(run, abort=False)
+            timing = run.site.timings.setdefault(run.phase, [0.0, 0])
+            timing[0] += time.perf_counter() - run.started
+            timing[1] += 1
             if run.site.status is Status.PROBING:
                 self._judge(run)
         self._note_containment(run)
@@ -284,7 +308,8 @@ class RegionPolicy:
             return
         if run.traced > 0:
             site.misses += 1
-            if site.misses >= self.PROBE_MISSES:
+            budget = self.PROBE_MISSES if site.nested else self.PROBE_MISSES_OUTERMOST
+            if site.misses >= budget:
                 site.decide(Status.TRANSPARENT, "consecutive iterations never repeat")
         run.traced += 1
 
@@ -310,10 +335,19 @@ class RegionPolicy:
 
     # Reporting.
     def describe(self) -> list[dict]:
-        """One dict per site: key, name, status, reason (for `%terra status`)."""
+        """One dict per site: key, name, status, reason, speedup (for `%terra status`)."""
         return [{"key": s.key, "name": s.name, "file": s.file, "line": s.line,
-                 "status": s.status.value, "region_key": s.region_key, "reason": s.reason}
+                 "status": s.status.value, "region_key": s.region_key, "reason": s.reason,
+                 "speedup": _speedup(s.timings)}
                 for s in self.sites.values()]
+
+
+def _speedup(timings: dict[str, list[float]]) -> str:
+    """Mean traced iteration time over mean co-executed iteration time ("" until both ran)."""
+    traced, coexec = timings.get("tracing"), timings.get("coexecuting")
+    if not traced or not coexec or not traced[1] or not coexec[1] or not coexec[0]:
+        return ""
+    return f"{(traced[0] / traced[1]) / (coexec[0] / coexec[1]):.2f}x"
 
 
 POLICY = RegionPolicy()

@@ -24,8 +24,7 @@ bool can_steal(const at::Tensor& placeholder, const at::Tensor& result) {
   if (!same_layout(placeholder, result)) return false;
   if (result.use_count() != 1 || !result.has_storage()) return false;
   const c10::Storage& storage = result.storage();
-  return storage.use_count() == 1 && storage.nbytes() == placeholder.storage().nbytes() &&
-         !storage.unsafeGetStorageImpl()->is_cow_ptr_check_needed();
+  return storage.use_count() == 1 && storage.nbytes() == placeholder.storage().nbytes();
 }
 
 // The flattened tensors of the op's returns, left on the stack by redispatchBoxed.
@@ -63,7 +62,8 @@ void fill_placeholder(const at::Tensor& placeholder, at::Tensor result) {
   const c10::DispatchKeySet dense = c10::DispatchKeySet(placeholder.device().is_cuda()
                                                             ? c10::DispatchKey::CUDA
                                                             : c10::DispatchKey::CPU);
-  at::_ops::copy_::redispatch(dense, placeholder, result, false);
+  at::Tensor target_tensor = placeholder;
+  at::_ops::copy_::redispatch(dense, target_tensor, result, false);
 }
 
 GraphRunner::GraphRunner() : thread_([this] { loop(); }) {}

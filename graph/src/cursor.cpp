@@ -19,7 +19,8 @@ const Node* Cursor::match(const OpIdentity& op) {
   Node& at = graph_->mutable_node(current_);
   const auto count = static_cast<std::int32_t>(at.children.size());
   std::int32_t found = -1;
-  // The last-taken child first: loops usually take the same path as last time.
+  // The last-taken child first: loops usually take the same path as last time. At most one
+  // child accepts `op` (TraceGraph's sibling invariant), so the first found is the one.
   if (at.last_taken >= 0 && graph_->nodes_[at.children[at.last_taken]].identity.accepts(op)) {
     found = at.last_taken;
   }
@@ -29,16 +30,6 @@ const Node* Cursor::match(const OpIdentity& op) {
   if (found < 0) {
     diverged_ = true;
     return nullptr;
-  }
-  // A ScalarFeed node may shadow a sibling that equals `op` exactly (a value that once gave
-  // other output metadata): the exact sibling wins, as it does in merge.
-  if (count > 1 && graph_->nodes_[at.children[found]].identity.has_scalar_feeds()) {
-    for (std::int32_t i = 0; i < count; ++i) {
-      if (graph_->nodes_[at.children[i]].identity == op) {
-        found = i;
-        break;
-      }
-    }
   }
   at.last_taken = found;
   last_choice_ = found;

@@ -13,8 +13,8 @@ void check_sequence(const TraceGraph& graph, const std::vector<NodeId>& sequence
       throw ExecutionError("plan: node " + std::to_string(sequence[i]) + " does not exist");
     }
     if (i > 0 && graph.node(sequence[i]).parent != sequence[i - 1]) {
-      throw ExecutionError("plan: node " + std::to_string(sequence[i]) +
-                           " does not follow node " + std::to_string(sequence[i - 1]));
+      throw ExecutionError("plan: node " + std::to_string(sequence[i]) + " does not follow node " +
+                           std::to_string(sequence[i - 1]));
     }
   }
 }

@@ -80,9 +80,12 @@ json input_to_json(const TraceGraph& graph, const Node& node, const TensorInput&
 
 const char* alias_name(AliasKind alias) {
   switch (alias) {
-    case AliasKind::kView: return "view";
-    case AliasKind::kSame: return "same";
-    default: return "fresh";
+    case AliasKind::kView:
+      return "view";
+    case AliasKind::kSame:
+      return "same";
+    default:
+      return "fresh";
   }
 }
 
@@ -214,15 +217,23 @@ Arg tagged_arg_from_json(const json& value) {
 
 Arg arg_from_json(const json& value) {
   switch (value.type()) {
-    case json::value_t::null: return Arg();
-    case json::value_t::boolean: return Arg(value.get<bool>());
+    case json::value_t::null:
+      return Arg();
+    case json::value_t::boolean:
+      return Arg(value.get<bool>());
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return Arg(value.get<std::int64_t>());
-    case json::value_t::number_float: return Arg(value.get<double>());
-    case json::value_t::string: return Arg(value.get<std::string>());
-    case json::value_t::array: return Arg(value.get<IntList>());
-    case json::value_t::object: return tagged_arg_from_json(value);
-    default: bad("unreadable argument " + value.dump());
+    case json::value_t::number_unsigned:
+      return Arg(value.get<std::int64_t>());
+    case json::value_t::number_float:
+      return Arg(value.get<double>());
+    case json::value_t::string:
+      return Arg(value.get<std::string>());
+    case json::value_t::array:
+      return Arg(value.get<IntList>());
+    case json::value_t::object:
+      return tagged_arg_from_json(value);
+    default:
+      bad("unreadable argument " + value.dump());
   }
 }
 
@@ -265,12 +276,12 @@ Node node_from_json(const json& object, const std::vector<std::uint32_t>& steps)
   for (const json& input : field(object, "inputs")) {
     inputs.push_back({ref_from_json(input, steps), meta_from_json(input)});
   }
-  node.identity = OpIdentity(OperatorName(get<std::string>(object, "op"),
-                                          get_or<std::string>(object, "overload", "")),
-                             std::move(args), std::move(inputs),
-                             get_or<std::uint64_t>(object, "context", 0));
+  node.identity = OpIdentity(
+      OperatorName(get<std::string>(object, "op"), get_or<std::string>(object, "overload", "")),
+      std::move(args), std::move(inputs), get_or<std::uint64_t>(object, "context", 0));
   for (const json& output : field(object, "outputs")) {
-    OutputInfo info{meta_from_json(output), alias_from_name(get_or<std::string>(output, "alias", "fresh")),
+    OutputInfo info{meta_from_json(output),
+                    alias_from_name(get_or<std::string>(output, "alias", "fresh")),
                     get_or<std::int32_t>(output, "of", -1)};
     node.outputs.push_back(std::move(info));
   }
@@ -357,17 +368,18 @@ nlohmann::json to_json(const TraceGraph& graph, const RegionInfo& region,
     put_meta(item, constant.meta);
     constants.push_back(std::move(item));
   }
-  return {{"format", kGraphJsonFormat},
-          {"version", kGraphJsonVersion},
-          {"region", {{"id", region.id}, {"name", region.name}, {"file", region.file},
-                      {"line", region.line}}},
-          {"entry", std::move(entry)},
-          {"nodes", std::move(nodes)},
-          {"branches", std::move(branches)},
-          {"states", std::move(states)},
-          {"feeds", std::move(feeds)},
-          {"constants", std::move(constants)},
-          {"stats", stats.is_null() ? json::object() : stats}};
+  return {
+      {"format", kGraphJsonFormat},
+      {"version", kGraphJsonVersion},
+      {"region",
+       {{"id", region.id}, {"name", region.name}, {"file", region.file}, {"line", region.line}}},
+      {"entry", std::move(entry)},
+      {"nodes", std::move(nodes)},
+      {"branches", std::move(branches)},
+      {"states", std::move(states)},
+      {"feeds", std::move(feeds)},
+      {"constants", std::move(constants)},
+      {"stats", stats.is_null() ? json::object() : stats}};
 }
 
 std::string to_json_string(const TraceGraph& graph, const RegionInfo& region,
@@ -403,21 +415,25 @@ GraphDocument from_json(const nlohmann::json& document) {
 
   auto meta_of = [](const json& item) { return meta_from_json(item); };
   auto states = table_from_json<StateInfo>(field(document, "states"), [&](const json& item) {
-    return StateInfo{get<std::int64_t>(item, "id"), meta_of(item), get_or<std::string>(item, "name", "")};
+    return StateInfo{get<std::int64_t>(item, "id"), meta_of(item),
+                     get_or<std::string>(item, "name", "")};
   });
   auto feeds = table_from_json<FeedInfo>(field(document, "feeds"), [&](const json& item) {
     return FeedInfo{get<std::int64_t>(item, "id"), meta_of(item)};
   });
   auto constants = table_from_json<ConstantInfo>(
-      get_or<json>(document, "constants", json::array()),
-      [&](const json& item) { return ConstantInfo{get<std::int64_t>(item, "id"), meta_of(item)}; });
+      get_or<json>(document, "constants", json::array()), [&](const json& item) {
+        return ConstantInfo{get<std::int64_t>(item, "id"), meta_of(item)};
+      });
 
   GraphDocument result{TraceGraph::from_parts(std::move(root), std::move(nodes), std::move(states),
                                               std::move(feeds), std::move(constants)),
-                       {}, get_or<json>(document, "stats", json::object())};
+                       {},
+                       get_or<json>(document, "stats", json::object())};
   const json region = get_or<json>(document, "region", json::object());
   result.region = {get_or<std::string>(region, "id", ""), get_or<std::string>(region, "name", ""),
-                   get_or<std::string>(region, "file", ""), get_or<std::int32_t>(region, "line", 0)};
+                   get_or<std::string>(region, "file", ""),
+                   get_or<std::int32_t>(region, "line", 0)};
   result.graph.verify();
   return result;
 }

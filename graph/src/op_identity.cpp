@@ -55,6 +55,23 @@ bool OpIdentity::accepts(const OpIdentity& record) const {
   return true;
 }
 
+bool OpIdentity::overlaps(const OpIdentity& other) const {
+  if (hash_ != other.hash_ || context_ != other.context_ || op_ != other.op_ ||
+      args_.size() != other.args_.size() || inputs_ != other.inputs_) {
+    return false;
+  }
+  for (std::size_t i = 0; i < args_.size(); ++i) {
+    const Arg& a = args_[i];
+    const Arg& b = other.args_[i];
+    bool ok = a == b ||
+              (a.is<ScalarFeed>() && (b.may_generalise() || b.is<ScalarFeed>()) &&
+               a.scalar_kind() == b.scalar_kind()) ||
+              (b.is<ScalarFeed>() && a.may_generalise() && a.scalar_kind() == b.scalar_kind());
+    if (!ok) return false;
+  }
+  return true;
+}
+
 IdentityMatch OpIdentity::compare(const OpIdentity& record) const {
   // The hash leaves int/double values out, so unequal hashes differ in something else.
   if (hash_ != record.hash_ || context_ != record.context_ || op_ != record.op_ ||

@@ -48,8 +48,10 @@ std::string outputs_text(const std::vector<OutputInfo>& outputs) {
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     if (i > 0) text += ", ";
     text += to_string(outputs[i].meta);
-    if (outputs[i].alias == AliasKind::kView) text += " view($" + std::to_string(outputs[i].input) + ")";
-    if (outputs[i].alias == AliasKind::kSame) text += " is($" + std::to_string(outputs[i].input) + ")";
+    if (outputs[i].alias == AliasKind::kView)
+      text += " view($" + std::to_string(outputs[i].input) + ")";
+    if (outputs[i].alias == AliasKind::kSame)
+      text += " is($" + std::to_string(outputs[i].input) + ")";
   }
   return text.empty() ? "()" : text;
 }

@@ -25,14 +25,15 @@ std::vector<std::size_t> generalisable_args(const OpIdentity& node, const OpIden
   return differing;
 }
 
-// The candidates a record can follow, from most to least preferred.
-struct ChildChoice {
-  std::int32_t exact = -1;        // equal identity and outputs
-  std::int32_t accepted = -1;     // accepted through ScalarFeeds, equal outputs
-  std::int32_t generalise = -1;   // differs only in allowed scalars, equal outputs
-  std::int32_t varied = -1;       // equal/accepted identity, different outputs
-  std::vector<std::size_t> generalise_args;
-};
+// The child of `from` whose identity accepts `record`, or -1. At most one child accepts any
+// record (siblings never overlap, see generalise_child), so this is also the Cursor's choice.
+std::int32_t accepting_child(const std::deque<Node>& nodes, const Node& from,
+                             const OpIdentity& record) {
+  for (std::size_t i = 0; i < from.children.size(); ++i) {
+    if (nodes[from.children[i]].identity.accepts(record)) return static_cast<std::int32_t>(i);
+  }
+  return -1;
+}
 
 }  // namespace
 
@@ -69,31 +70,9 @@ MergeResult TraceGraph::merge_records(NodeId start, std::size_t first_step, cons
 
 NodeId TraceGraph::follow_or_add(NodeId parent, const OpRecord& record, std::uint32_t step,
                                  const MergeOptions& options, MergeResult& result) {
-  ChildChoice choice;
   const Node& from = node(parent);
-  for (std::size_t i = 0; i < from.children.size() && choice.exact < 0; ++i) {
-    const Node& child = nodes_[from.children[i]];
-    IdentityMatch match = child.identity.compare(record.identity);
-    if (match == IdentityMatch::kDifferent) continue;
-    bool same_outputs = child.outputs == record.outputs;
-    auto index = static_cast<std::int32_t>(i);
-    if (match == IdentityMatch::kScalarsDiffer) {
-      if (!same_outputs || choice.generalise >= 0) continue;
-      choice.generalise_args = generalisable_args(child.identity, record.identity, options);
-      if (!choice.generalise_args.empty()) choice.generalise = index;
-    } else if (!same_outputs) {
-      if (choice.varied < 0) choice.varied = index;
-    } else if (match == IdentityMatch::kEqual) {
-      choice.exact = index;
-    } else if (choice.accepted < 0) {
-      choice.accepted = index;
-    }
-  }
-
-  std::int32_t taken = choice.exact >= 0      ? choice.exact
-                       : choice.accepted >= 0 ? choice.accepted
-                       : choice.generalise >= 0 ? choice.generalise
-                                                : choice.varied;
+  std::int32_t taken = accepting_child(nodes_, from, record.identity);
+  if (taken < 0) taken = generalise_child(from, record, options, result);
   if (taken < 0) {
     if (!result.divergence_step) {
       result.divergence_step = step;
@@ -102,15 +81,42 @@ NodeId TraceGraph::follow_or_add(NodeId parent, const OpRecord& record, std::uin
     ++result.nodes_added;
     return add_child(parent, record, step);
   }
-
   NodeId id = from.children[static_cast<std::size_t>(taken)];
+  follow(id, record, result);
+  return id;
+}
+
+std::int32_t TraceGraph::generalise_child(const Node& from, const OpRecord& record,
+                                          const MergeOptions& options, MergeResult& result) {
+  for (std::size_t i = 0; i < from.children.size(); ++i) {
+    Node& child = nodes_[from.children[i]];
+    if (child.identity.compare(record.identity) != IdentityMatch::kScalarsDiffer) continue;
+    if (child.outputs != record.outputs) continue;  // the scalar shapes an output: identity
+    std::vector<std::size_t> args = generalisable_args(child.identity, record.identity, options);
+    if (args.empty()) continue;
+    OpIdentity generalised = child.identity;
+    for (std::size_t arg : args) generalised.generalise_arg(arg);
+    if (overlaps_a_sibling(from, child.id, generalised)) continue;
+    child.identity = std::move(generalised);
+    for (std::size_t arg : args) result.generalised.push_back({child.id, arg});
+    return static_cast<std::int32_t>(i);
+  }
+  return -1;
+}
+
+bool TraceGraph::overlaps_a_sibling(const Node& from, NodeId self,
+                                    const OpIdentity& identity) const {
+  for (NodeId sibling : from.children) {
+    if (sibling != self && nodes_[sibling].identity.overlaps(identity)) return true;
+  }
+  return false;
+}
+
+void TraceGraph::follow(NodeId id, const OpRecord& record, MergeResult& result) {
   Node& child = nodes_[id];
-  if (taken == choice.generalise) {
-    for (std::size_t arg : choice.generalise_args) {
-      child.identity.generalise_arg(arg);
-      result.generalised.push_back({id, arg});
-    }
-  } else if (taken == choice.varied && !child.outputs_vary) {
+  if (child.outputs != record.outputs && !child.outputs_vary) {
+    // Equal identity, other output metadata: a data-dependent shape (or a fed scalar that
+    // does shape the output after all). The engine must compute such outputs at run time.
     child.outputs_vary = true;
     child.flags.data_dependent_shape = true;
     result.outputs_varied.push_back(id);
@@ -120,7 +126,6 @@ NodeId TraceGraph::follow_or_add(NodeId parent, const OpRecord& record, std::uin
   child.flags.is_fetch |= record.flags.is_fetch;
   child.flags.is_random |= record.flags.is_random;
   child.flags.data_dependent_shape |= record.flags.data_dependent_shape;
-  return id;
 }
 
 NodeId TraceGraph::add_child(NodeId parent, const OpRecord& record, std::uint32_t step) {

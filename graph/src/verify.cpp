@@ -21,6 +21,19 @@ std::string describe(const Node& node) {
 
 bool valid_id(const TraceGraph& graph, NodeId id) { return id < graph.size(); }
 
+// No op is accepted by two children: merge and Cursor rely on a unique choice.
+void check_siblings_disjoint(const TraceGraph& graph, const Node& node) {
+  for (std::size_t i = 0; i < node.children.size(); ++i) {
+    for (std::size_t j = i + 1; j < node.children.size(); ++j) {
+      const Node& a = graph.node(node.children[i]);
+      if (a.identity.overlaps(graph.node(node.children[j]).identity)) {
+        fail(node, "children " + std::to_string(a.id) + " and " + std::to_string(node.children[j]) +
+                       " both accept some op");
+      }
+    }
+  }
+}
+
 // Children exist, point back, sit one step deeper, appear once; counts are conserved.
 void check_children(const TraceGraph& graph, const Node& node) {
   if (node.taken.size() != node.children.size()) fail(node, "taken has not one count per child");
@@ -34,13 +47,15 @@ void check_children(const TraceGraph& graph, const Node& node) {
     if (!valid_id(graph, child_id)) fail(node, "child " + std::to_string(child_id) + " missing");
     if (!seen.insert(child_id).second) fail(node, "child listed twice");
     const Node& child = graph.node(child_id);
-    if (child.parent != node.id) fail(node, "child " + std::to_string(child_id) + " has another parent");
+    if (child.parent != node.id)
+      fail(node, "child " + std::to_string(child_id) + " has another parent");
     std::uint32_t expected_step = node.is_root() ? 0 : node.step + 1;
     if (child.step != expected_step) fail(child, "step is not its parent's step + 1");
     if (child.count != node.taken[i]) fail(node, "taken count differs from the child's count");
     taken_total += node.taken[i];
   }
   if (node.count != taken_total + node.ends) fail(node, "count != sum(taken) + ends");
+  check_siblings_disjoint(graph, node);
 }
 
 // Node ids are dense and every node is listed once by its parent.
@@ -68,13 +83,13 @@ void check_input_ref(const TraceGraph& graph, const Node& node, const InputRef& 
     const Node& producer = graph.node(graph.ancestor_at(node.parent, output->step));
     if (output->output >= producer.outputs.size()) {
       fail(node, "input refers to output " + std::to_string(output->output) + " of " +
-                     describe(producer) + ", which has " +
-                     std::to_string(producer.outputs.size()));
+                     describe(producer) + ", which has " + std::to_string(producer.outputs.size()));
     }
   } else if (const auto* state = std::get_if<State>(&ref)) {
     if (!graph.states().count(state->id)) fail(node, "unknown state " + std::to_string(state->id));
   } else if (const auto* feed = std::get_if<Feed>(&ref)) {
-    if (!graph.feeds().count(feed->index)) fail(node, "unknown feed " + std::to_string(feed->index));
+    if (!graph.feeds().count(feed->index))
+      fail(node, "unknown feed " + std::to_string(feed->index));
   } else if (const auto* constant = std::get_if<Constant>(&ref)) {
     if (!graph.constants().count(constant->id)) {
       fail(node, "unknown constant " + std::to_string(constant->id));

@@ -73,6 +73,21 @@ class FakeEngine:
     def is_enabled(self):
         return self.enabled
 
+    def set_enabled(self, enabled):
+        self.enabled = enabled
+
+    def phase(self, region_id):
+        return "coexecuting" if self.repeated.get(region_id) else "tracing"
+
+    def explain(self):
+        return "fake: no fallback"
+
+    def graph_json(self, region_id=-1):
+        return ""
+
+    def sync(self):
+        pass
+
     def set_module_path(self, path):
         if self.current is not None:
             self.module_paths.append(path)
@@ -433,3 +448,54 @@ def test_module_path_hooks_follow_nested_modules(fake):
     assert fake.module_paths[-1] == ""
     # Outside iterations the global hooks are gone.
     assert not torch.nn.modules.module._global_forward_pre_hooks
+
+
+def test_ipython_extension_marks_cells_and_makes_cell_regions(fake, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from terra import ipython
+
+    shell = InteractiveShell.instance()
+    try:
+        ipython.load_ipython_extension(shell)
+        shell.user_ns["op"] = fake.op
+        cell = "total = 0\nfor i in range(5):\n    op('a')\n    total += i\ntotal"
+        for _ in range(3):
+            result = shell.run_cell(cell, store_history=True)
+            assert result.success and result.result == 10
+        assert "__terra_loop_0__" not in shell.user_ns
+        statuses = {s.key.split(":")[0][:8]: s.status for s in fake.policy.sites.values()}
+        assert statuses["cell-" + loops.source_key(cell)[:3]] is regions.Status.REGION
+        assert statuses["cellrun-"] is regions.Status.CONTAINER
+        # A cell without loops is a region of its own once it repeats.
+        for _ in range(3):
+            assert shell.run_cell("op('b')\nop('c')").success
+        plain_cell = [s for s in fake.policy.sites.values() if s.key.startswith("cellrun-")]
+        assert regions.Status.REGION in {s.status for s in plain_cell}
+        # An exception in a cell aborts its iteration; the next cell still works.
+        failing = shell.run_cell("op('b')\nraise ValueError('x')")
+        assert isinstance(failing.error_in_exec, ValueError)
+        assert fake.events[-1][0] == "abort" and fake.current is None
+        shell.run_cell("%terra explain")
+        shell.run_cell("%terra off")
+        assert not fake.enabled
+        shell.run_cell("%terra on")
+        assert fake.enabled
+        assert "fake: no fallback" in capsys.readouterr().out
+    finally:
+        ipython.unload_ipython_extension(shell)
+        InteractiveShell.clear_instance()
+
+
+def test_outermost_loop_gets_a_longer_probe_budget(fake):
+    source = textwrap.dedent("""
+        def main():
+            for step in range(20):            # line 3: eight shapes, then repeats
+                op(f"shape{step % 8}")
+                op("update")
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    namespace["main"]()
+    assert status_of(fake, ":3") is regions.Status.REGION
+    assert regions.RegionPolicy.PROBE_MISSES < 7 < regions.RegionPolicy.PROBE_MISSES_OUTERMOST

@@ -63,7 +63,8 @@ TEST(Cursor, InformsWhichChildWasTakenAtABranch) {
   for (bool tanh : {false, true, true}) {
     cursor.reset();
     Trace program = tanh ? training_step(with_tanh()) : training_step();
-    for (const OpRecord& record : program.records) ASSERT_NE(cursor.match(record.identity), nullptr);
+    for (const OpRecord& record : program.records)
+      ASSERT_NE(cursor.match(record.identity), nullptr);
     EXPECT_EQ(mm.last_taken, tanh ? 1 : 0);
     EXPECT_TRUE(cursor.finish());
     EXPECT_EQ(graph.node(cursor.path()[1]).identity.op().name(),

@@ -35,21 +35,21 @@ Trace every_kind() {
   Value x = b.feed(0, meta({2, 3}));
   Value y = b.op("aten::relu", {x});
   OpRecord record;
-  record.identity = OpIdentity(
-      OperatorName("aten::weird", "out"),
-      {Arg(TensorListArg{{0, TensorListArg::kNoTensor, 1}}), Arg(TensorArg{2}), Arg(),
-       Arg(true), Arg(std::int64_t{-7}), Arg(2.5), Arg(-0.0), Arg(INFINITY), Arg(NAN),
-       Arg("mean"), Arg(IntList{}), Arg(IntList{1, -1}), Arg(DoubleList{}),
-       Arg(DoubleList{0.5, -INFINITY}), Arg(OtherArg{"memory_format:channels_last"})},
-      {{y.ref, y.meta}, {State{4}, meta({3})}, {Constant{2}, meta({1}, "int64")}},
-      /*context=*/5);
+  record.identity =
+      OpIdentity(OperatorName("aten::weird", "out"),
+                 {Arg(TensorListArg{{0, TensorListArg::kNoTensor, 1}}), Arg(TensorArg{2}), Arg(),
+                  Arg(true), Arg(std::int64_t{-7}), Arg(2.5), Arg(-0.0), Arg(INFINITY), Arg(NAN),
+                  Arg("mean"), Arg(IntList{}), Arg(IntList{1, -1}), Arg(DoubleList{}),
+                  Arg(DoubleList{0.5, -INFINITY}), Arg(OtherArg{"memory_format:channels_last"})},
+                 {{y.ref, y.meta}, {State{4}, meta({3})}, {Constant{2}, meta({1}, "int64")}},
+                 /*context=*/5);
   TensorMeta view = meta({3, 2});
   view.strides = {1, 3};
   view.storage_offset = 1;
   view.requires_grad = true;
   view.device = "cuda:1";
-  record.outputs = {OutputInfo::fresh(meta({2})), {view, AliasKind::kView, 0},
-                    {meta({3}), AliasKind::kSame, 1}};
+  record.outputs = {
+      OutputInfo::fresh(meta({2})), {view, AliasKind::kView, 0}, {meta({3}), AliasKind::kSame, 1}};
   record.source = {"model.py", 99};
   record.module_path = "net/block/0";
   record.flags.is_inplace = true;
@@ -70,8 +70,8 @@ TEST(Json, TopLevelSchema) {
   json doc = to_json(graph, kRegion, stats);
   EXPECT_EQ(doc["format"], "terra.graph");
   EXPECT_EQ(doc["version"], 1);
-  EXPECT_EQ(doc["region"], (json{{"id", "r1"}, {"name", "train.py:42"}, {"file", "train.py"},
-                                 {"line", 42}}));
+  EXPECT_EQ(doc["region"],
+            (json{{"id", "r1"}, {"name", "train.py:42"}, {"file", "train.py"}, {"line", 42}}));
   EXPECT_EQ(doc["stats"], stats);
   EXPECT_EQ(doc["nodes"].size(), graph.size());
   EXPECT_EQ(doc["entry"]["succ"], json::array({0}));
@@ -100,7 +100,7 @@ TEST(Json, NodeFieldsFollowTheContract) {
   EXPECT_EQ(mm["count"], 3);
   EXPECT_DOUBLE_EQ(mm["time_us"].get<double>(), 8.5);
   EXPECT_FALSE(doc["nodes"][1].contains("time_us"));  // never timed
-  EXPECT_EQ(doc["nodes"][2]["fetch"], true);           // sum: the loss was printed
+  EXPECT_EQ(doc["nodes"][2]["fetch"], true);          // sum: the loss was printed
 
   // NodeOutput inputs name the producing node's id (not its step): tanh's sum reads node 5.
   const json& tanh_sum = doc["nodes"][6];

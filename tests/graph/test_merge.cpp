@@ -56,7 +56,7 @@ TEST(Merge, DivergenceOpensBranchAtFirstDifference) {
   graph.verify();
   EXPECT_FALSE(tanh.contained);
   ASSERT_TRUE(tanh.divergence_step.has_value());
-  EXPECT_EQ(*tanh.divergence_step, 1u);          // relu vs tanh
+  EXPECT_EQ(*tanh.divergence_step, 1u);             // relu vs tanh
   EXPECT_EQ(tanh.divergence_parent, relu.path[0]);  // after mm
   EXPECT_EQ(tanh.nodes_added, kStepOps - 1);
   EXPECT_EQ(tanh.path[0], relu.path[0]);

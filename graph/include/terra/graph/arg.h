@@ -78,9 +78,13 @@ class Arg {
 
   const Value& value() const { return value_; }
   template <typename T>
-  bool is() const { return std::holds_alternative<T>(value_); }
+  bool is() const {
+    return std::holds_alternative<T>(value_);
+  }
   template <typename T>
-  const T& as() const { return std::get<T>(value_); }
+  const T& as() const {
+    return std::get<T>(value_);
+  }
 
   // True for an int or double scalar: the kinds that may become a ScalarFeed.
   bool may_generalise() const { return is<std::int64_t>() || is<double>(); }

@@ -32,7 +32,7 @@ struct PlannedInput {
 
 struct PlannedStep {
   const Node* node = nullptr;
-  std::vector<PlannedInput> inputs;    // in OpIdentity::inputs order
+  std::vector<PlannedInput> inputs;     // in OpIdentity::inputs order
   std::uint32_t first_output_slot = 0;  // outputs occupy consecutive slots
   std::vector<std::uint32_t> release;   // slots whose last use is this step, freed after it
 };

@@ -24,7 +24,7 @@ struct Node {
   std::vector<OutputInfo> outputs;
   SourceLocation source;
   std::string module_path;
-  OpFlags flags;            // OR of the merged records' flags (is_fetch: fetched at least once)
+  OpFlags flags;              // OR of the merged records' flags (is_fetch: fetched at least once)
   bool outputs_vary = false;  // equal identities gave different output metadata (data-dependent)
 
   std::vector<NodeId> children;      // prefix-tree successors, in creation order

@@ -61,10 +61,10 @@ struct TensorInput {
 
 // How an op differs from a node it was compared with (see OpIdentity::compare).
 enum class IdentityMatch : std::uint8_t {
-  kEqual,           // exactly equal (scalar values included)
-  kMatches,         // equal except where the pattern holds ScalarFeeds of the same kind
-  kScalarsDiffer,   // equal except for int/double scalar values: a generalisation candidate
-  kDifferent,       // anything else
+  kEqual,          // exactly equal (scalar values included)
+  kMatches,        // equal except where the pattern holds ScalarFeeds of the same kind
+  kScalarsDiffer,  // equal except for int/double scalar values: a generalisation candidate
+  kDifferent,      // anything else
 };
 
 class OpIdentity {
@@ -89,6 +89,9 @@ class OpIdentity {
   // True when `record` (concrete values) is accepted by this identity used as the pattern:
   // equal, or equal except where this identity holds ScalarFeeds. The hot-path test.
   bool accepts(const OpIdentity& record) const;
+  // True when some record would be accepted by both this identity and `other` (they differ
+  // only where one holds a ScalarFeed and the other a scalar or ScalarFeed of that kind).
+  bool overlaps(const OpIdentity& other) const;
   // Full classification of `record` against this identity as pattern (slower than accepts).
   IdentityMatch compare(const OpIdentity& record) const;
 

@@ -1,9 +1,14 @@
 // TraceGraph: the merge of a region's traces, a prefix tree of nodes.
 //
 // Each merged iteration is a path from the root. Two records are the same node when their
-// identities are equal (DESIGN §3); the first disagreement opens a branch. A record that
-// differs from an existing node only in int/double scalar arguments, with equal output
-// metadata, turns those arguments into ScalarFeeds of the node instead of branching.
+// identities are equal (DESIGN §3); the first disagreement opens a branch. At each step,
+// merge follows the child whose identity accepts the record (exactly, or through its
+// ScalarFeeds) -- the same child a Cursor matches; if there is none, a child that differs
+// only in int/double scalar arguments, with equal output metadata, has those arguments
+// turned into ScalarFeeds, unless that would let it accept what a sibling accepts; else a
+// new child opens a branch. Invariant (checked by verify): no record is accepted by two
+// siblings, so merge and Cursor always agree on the path. A followed node whose outputs
+// differ from the record's is marked outputs_vary (data-dependent).
 //
 // Nodes live in stable storage: Node pointers and ids stay valid while the graph grows, so a
 // Cursor (and a runner holding `const Node*`) may outlive merges. The graph is not
@@ -112,6 +117,10 @@ class TraceGraph {
   Node& mutable_node(NodeId id) { return id == kRootId ? root_ : nodes_[id]; }
   NodeId follow_or_add(NodeId parent, const OpRecord& record, std::uint32_t step,
                        const MergeOptions& options, MergeResult& result);
+  std::int32_t generalise_child(const Node& from, const OpRecord& record,
+                                const MergeOptions& options, MergeResult& result);
+  bool overlaps_a_sibling(const Node& from, NodeId self, const OpIdentity& identity) const;
+  void follow(NodeId id, const OpRecord& record, MergeResult& result);
   NodeId add_child(NodeId parent, const OpRecord& record, std::uint32_t step);
   void register_inputs(const Trace& trace);
   void count_path(const std::vector<NodeId>& path);

@@ -1,0 +1,137 @@
+// Engine::Impl: the engine's state (regions, the running iteration, the GraphRunner) and the
+// handling of every intercepted op. Private to coexec/.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "graph_runner.h"
+#include "op_table.h"
+#include "terra/coexec/engine.h"
+#include "terra/graph/cursor.h"
+#include "terra/graph/trace_graph.h"
+
+namespace terra::coexec {
+
+using TensorImplRef = c10::weak_intrusive_ptr<c10::TensorImpl>;
+
+// What a placeholder of one output looks like, decoded once per node from its OutputInfo.
+struct OutputSpec {
+  bool undefined = false;  // the op returned an undefined tensor here
+  graph::AliasKind alias = graph::AliasKind::kFresh;
+  std::int32_t input = -1;
+  std::vector<std::int64_t> sizes, strides;
+  std::int64_t storage_offset = 0;
+  std::size_t nbytes = 0;
+  caffe2::TypeMeta dtype;
+  c10::Device device{c10::DeviceType::CPU};
+  c10::DispatchKeySet keys;
+};
+
+// Runtime side table of a node (identity lives in the graph, STYLE.md §4).
+struct NodeRuntime {
+  bool decoded = false;
+  std::vector<OutputSpec> outputs;
+};
+
+struct Region {
+  int id = 0;
+  std::string key, name, file;
+  int line = 0;
+  graph::TraceGraph graph;
+  std::unique_ptr<graph::Cursor> cursor;
+  Phase phase = Phase::kTracing;
+  int traced_iterations = 0;
+  int fallbacks_in_row = 0;
+  bool last_repeated = false;
+  Counters counters;
+  std::vector<NodeRuntime> runtime;  // by node id
+  // Tensors seen in earlier iterations and maybe still alive: inputs from them are State.
+  // Weak references keep their addresses from being reused while listed.
+  std::unordered_map<c10::TensorImpl*, TensorImplRef> known;
+};
+
+enum class IterationMode { kInactive, kTracing, kCoexecuting, kFallenBack };
+
+// Where the engine has seen a tensor in this iteration.
+struct ValueEntry {
+  graph::InputRef ref;
+  TensorImplRef keep;  // keeps the address unique for the iteration
+};
+
+struct Iteration {
+  Region* region = nullptr;
+  IterationMode mode = IterationMode::kInactive;
+  graph::Trace trace;  // tracing: the whole iteration; after a fallback: the rest
+  graph::NodeId fallback_from = graph::kRootId;
+  std::uint32_t step = 0;  // step of the next op
+  std::unordered_map<c10::TensorImpl*, ValueEntry> values;
+  std::int64_t next_state = 0;
+  std::int64_t next_feed = 0;
+  std::chrono::steady_clock::time_point start;
+};
+
+// A boxed call seen through the IR: its identity and its tensor inputs in identity order.
+struct CallView {
+  graph::OpIdentity identity;
+  std::vector<at::Tensor> inputs;
+  std::vector<graph::TensorInput> tensor_inputs;
+  bool bool_index = false;  // a boolean/byte mask among the inputs of aten::index
+};
+
+struct Engine::Impl {
+  Impl();
+
+  // The boxed kernel of every intercepted op.
+  void handle(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
+
+  void begin_iteration(int region_id);
+  void end_iteration();
+  void abort_iteration();
+  void sync();
+
+  Region* find_region(int id) const;
+  // Moves the runner's per-node times into the graphs (engine thread only).
+  void collect_node_times();
+
+  EngineConfig config;
+  Hooks hooks;
+  GraphRunner runner;
+  std::map<int, std::unique_ptr<Region>> regions;
+  std::unordered_map<std::string, int> region_by_key;
+  int next_region_id = 0;
+  int last_region = -1;
+  std::unique_ptr<Iteration> iteration;
+  int nested = 0;  // begin_iteration calls ignored inside an active iteration
+  std::string module_path;
+  std::string last_fallback;
+
+ private:
+  bool build_call(const OpInfo& info, const torch::jit::Stack& stack, Iteration& it,
+                  CallView* call);
+  graph::InputRef input_ref(const at::Tensor& tensor, Iteration& it);
+  void register_outputs(const torch::jit::Stack& stack, std::uint32_t step, Iteration& it);
+  void trace_op(const OpInfo& info, const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                torch::jit::Stack* stack, CallView& call);
+  void coexecute_op(const OpInfo& info, const c10::OperatorHandle& op,
+                    c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call);
+  void queue_op(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
+                c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call);
+  void fall_back(const OpInfo& info, const CallView& call);
+  void run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                   torch::jit::Stack* stack);
+  const NodeRuntime& node_runtime(Region& region, const graph::Node& node);
+  void remember_live_tensors(Region& region, Iteration& it);
+  void debug(int level, const std::string& message) const;
+};
+
+}  // namespace terra::coexec

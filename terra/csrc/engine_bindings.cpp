@@ -1,0 +1,210 @@
+// bind_engine: terra._C's face of the co-execution engine (terra::coexec::Engine).
+//
+// The engine knows no Python; this file lends it what needs Python (the source location of
+// the running program, waiting with the GIL released) and converts its results to Python
+// objects. No torch headers here: the engine's API is plain C++.
+#include <Python.h>
+#include <c10/util/Exception.h>
+#include <frameobject.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "bindings.h"
+#include "terra/coexec/engine.h"
+
+namespace py = pybind11;
+
+namespace terra::python {
+namespace {
+
+using coexec::Engine;
+
+// Path prefixes of library code (torch, terra): source locations skip their frames.
+struct LibraryPrefixes {
+  std::vector<std::string> prefixes;
+};
+
+LibraryPrefixes& library_prefixes() {
+  static LibraryPrefixes prefixes;
+  return prefixes;
+}
+
+bool is_library_file(const std::string& file) {
+  if (file.empty() || file[0] == '<') return true;  // <frozen ...>, <string> of exec is user
+  for (const auto& prefix : library_prefixes().prefixes) {
+    if (file.compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  return false;
+}
+
+// The innermost frame of user code on the calling thread (GIL taken if needed).
+bool user_source_location(std::string* file, int* line) {
+  PyGILState_STATE gil = PyGILState_Ensure();
+  bool found = false;
+  PyFrameObject* frame = PyEval_GetFrame();  // borrowed
+  if (frame != nullptr) Py_INCREF(frame);
+  while (frame != nullptr && !found) {
+    PyCodeObject* code = PyFrame_GetCode(frame);  // new reference
+    const char* name = PyUnicode_AsUTF8(code->co_filename);
+    std::string filename = name != nullptr ? name : "";
+    if (!is_library_file(filename) || filename.rfind("<ipython", 0) == 0 ||
+        filename.rfind("<string>", 0) == 0) {
+      *file = filename;
+      *line = PyFrame_GetLineNumber(frame);
+      found = true;
+    }
+    Py_DECREF(code);
+    PyFrameObject* back = PyFrame_GetBack(frame);  // new reference
+    Py_DECREF(frame);
+    frame = back;
+  }
+  Py_XDECREF(frame);
+  if (PyErr_Occurred()) PyErr_Clear();
+  PyGILState_Release(gil);
+  return found;
+}
+
+void wait_without_gil(const std::function<void()>& wait) {
+  if (Py_IsInitialized() && PyGILState_Check()) {
+    Py_BEGIN_ALLOW_THREADS wait();
+    Py_END_ALLOW_THREADS
+  } else {
+    wait();
+  }
+}
+
+py::dict counters_dict(const coexec::Counters& c) {
+  py::dict d;
+  d["iterations_traced"] = c.iterations_traced;
+  d["iterations_coexecuted"] = c.iterations_coexecuted;
+  d["iterations_aborted"] = c.iterations_aborted;
+  d["fallbacks"] = c.fallbacks;
+  d["fetches"] = c.fetches;
+  d["feeds"] = c.feeds;
+  d["eager_ops"] = c.eager_ops;
+  d["ops_coexecuted"] = c.ops_coexecuted;
+  d["time_python_s"] = c.time_python_s;
+  d["time_graph_s"] = c.time_graph_s;
+  return d;
+}
+
+py::dict stats_dict(const coexec::EngineStats& stats) {
+  py::dict d = counters_dict(stats.total);
+  d["graph_nodes"] = stats.graph_nodes;
+  d["graph_branches"] = stats.graph_branches;
+  py::list regions;
+  for (const auto& r : stats.regions) {
+    py::dict entry = counters_dict(r.counters);
+    entry["id"] = r.id;
+    entry["key"] = r.key;
+    entry["name"] = r.name;
+    entry["file"] = r.file;
+    entry["line"] = r.line;
+    entry["phase"] = r.phase;
+    entry["graph_nodes"] = r.graph_nodes;
+    entry["graph_branches"] = r.graph_branches;
+    entry["regions"] = 1;
+    regions.append(entry);
+  }
+  d["regions"] = regions;
+  return d;
+}
+
+void configure(Engine& engine, const py::dict& knobs) {
+  coexec::EngineConfig config = engine.config();
+  for (const auto& [key, value] : knobs) {
+    const std::string name = py::str(key);
+    if (name == "enabled") config.enabled = value.cast<bool>();
+    else if (name == "warmup_iterations") config.warmup_iterations = value.cast<int>();
+    else if (name == "poison") config.poison = value.cast<bool>();
+    else if (name == "debug") config.debug = value.cast<int>();
+    else if (name == "max_graph_nodes") config.max_graph_nodes = value.cast<std::size_t>();
+    else if (name == "max_fallbacks_in_row") config.max_fallbacks_in_row = value.cast<int>();
+    else throw py::key_error("terra: unknown engine knob " + name);
+  }
+  engine.configure(config);
+}
+
+py::dict config_dict(const Engine& engine) {
+  const coexec::EngineConfig& c = engine.config();
+  py::dict d;
+  d["enabled"] = c.enabled;
+  d["warmup_iterations"] = c.warmup_iterations;
+  d["poison"] = c.poison;
+  d["debug"] = c.debug;
+  d["max_graph_nodes"] = c.max_graph_nodes;
+  d["max_fallbacks_in_row"] = c.max_fallbacks_in_row;
+  return d;
+}
+
+}  // namespace
+
+void bind_engine(py::module_& m) {
+  py::register_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const c10::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what_without_backtrace());
+    } catch (const c10::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what_without_backtrace());
+    } catch (const c10::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    }
+  });
+
+  py::class_<Engine, std::unique_ptr<Engine, py::nodelete>> engine(
+      m, "Engine", "The co-execution engine of this process (use terra.engine.engine).");
+  engine
+      .def("region", &Engine::region, py::arg("key"), py::arg("name"), py::arg("file"),
+           py::arg("line"), "Finds or creates the region with `key`; returns its id.")
+      .def("begin_iteration", &Engine::begin_iteration, py::arg("region_id"))
+      .def("end_iteration", &Engine::end_iteration)
+      .def("abort_iteration", &Engine::abort_iteration)
+      .def("sync", &Engine::sync, "Waits until the GraphRunner ran everything confirmed.")
+      .def("pending", &Engine::pending)
+      .def("stats", [](const Engine& e) { return stats_dict(e.stats()); })
+      .def(
+          "graph_json",
+          [](const Engine& e, py::object region_id) {
+            return e.graph_json(region_id.is_none() ? -1 : region_id.cast<int>());
+          },
+          py::arg("region_id") = py::none())
+      .def("set_enabled", &Engine::set_enabled, py::arg("enabled"))
+      .def("is_enabled", &Engine::is_enabled)
+      .def("reset", &Engine::reset)
+      .def("explain", &Engine::explain)
+      .def("set_module_path", &Engine::set_module_path, py::arg("path"))
+      .def("phase",
+           [](const Engine& e, int region_id) { return coexec::phase_name(e.phase(region_id)); })
+      .def("last_iteration_repeated", &Engine::last_iteration_repeated, py::arg("region_id"))
+      .def("current_region", &Engine::current_region)
+      .def("configure", &configure, "Sets knobs by name (see terra/config.py).")
+      .def("config", &config_dict)
+      .def("_hold_runner", &Engine::hold_runner, py::arg("hold"),
+           "Test hook: while held the GraphRunner starts no work; a sync releases it.");
+
+  m.def(
+      "engine",
+      []() {
+        Engine& e = Engine::instance();
+        static bool hooked = false;
+        if (!hooked) {
+          e.set_hooks({&user_source_location, &wait_without_gil});
+          hooked = true;
+        }
+        return &e;
+      },
+      py::return_value_policy::reference,
+      "The process-wide engine (installs the interception kernels on first use).");
+  m.def(
+      "set_library_prefixes",
+      [](std::vector<std::string> prefixes) {
+        library_prefixes().prefixes = std::move(prefixes);
+      },
+      "Paths whose frames are library code for source locations (torch, terra).");
+}
+
+}  // namespace terra::python
