@@ -4,10 +4,11 @@ correctness against eager, speedup, and a per-(program, system) summary.
 Definitions (also in docs/benchmarks.md):
 
 * steady-state reference M: the median iteration time of the run's second half;
-* warm-up ends at the first iteration k from which every window of
-  `WINDOW` consecutive iterations has a median within `STEADY_BAND` of M
-  (windows, not single iterations, so that a lone slow iteration — a sampling
-  step, a garbage collection — does not count as warm-up);
+* warm-up ends at the first iteration k that is itself within `STEADY_BAND`
+  of M and from which every window of `WINDOW` consecutive iterations has a
+  median within `STEADY_BAND` of M (windows, not single iterations, so that a
+  lone slow iteration later on — a sampling step, a garbage collection — does
+  not count as warm-up);
 * steady-state iteration time: the median of the iterations from k on;
 * warm-up time: the system's preparation (TorchScript compilation, explain
   excluded) plus the iterations before k; torch.compile compiles inside them;
@@ -38,6 +39,8 @@ def steady_state(iter_s, prepare_s=0.0):
         if statistics.median(iter_s[k : k + WINDOW]) > (1 + STEADY_BAND) * reference:
             break
         start = k
+    while start < n - 1 and iter_s[start] > (1 + STEADY_BAND) * reference:
+        start += 1  # a window's median hides the last slow warm-up iteration: skip it too
     steady = iter_s[start:]
     return {
         "warmup_iters": start,

@@ -40,6 +40,7 @@ def parse_arguments(argv):
     parser.add_argument("--reps", type=int, help="repetitions (default per mode)")
     parser.add_argument("--timeout", type=float, help="seconds per run (default per mode)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every run (default 1)")
+    parser.add_argument("--program-dir", help="directory of NN_name.py programs (default bench/programs)")
     args = parser.parse_args(argv)
     args.mode = args.mode or "quick"
     return args
@@ -49,7 +50,7 @@ def resolve(args):
     """Settings of this invocation; raises UsageError on unknown names or bad numbers."""
     mode = MODES[args.mode]
     try:
-        programs = registry.resolve_programs(args.programs)
+        programs = registry.resolve_programs(args.programs, args.program_dir)
         systems = registry.resolve_systems(args.systems, mode["systems"])
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -62,6 +63,7 @@ def resolve(args):
         "timeout_s": args.timeout or mode["timeout_s"],
         "threads": args.threads,
         "out": os.path.abspath(args.out),
+        "program_dir": args.program_dir,
     }
     if settings["iters"] < 4 or settings["reps"] < 1 or settings["threads"] < 1 or settings["timeout_s"] <= 0:
         raise UsageError("--iters must be >= 4, --reps, --threads and --timeout positive")
@@ -88,7 +90,7 @@ def run_suite(settings):
     started = time.time()
     logs = os.path.join(settings["out"], "runs")
     os.makedirs(logs, exist_ok=True)
-    scripts = registry.programs()
+    scripts = registry.programs(settings["program_dir"])
     systems, records = settings["systems"], []
     for rep in range(settings["reps"]):
         order = systems[rep % len(systems) :] + systems[: rep % len(systems)]

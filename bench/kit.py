@@ -31,8 +31,13 @@ SYSTEMS = ("eager", "compile", "compile-fullgraph", "torchscript")
 
 
 def program_arguments(description, default_iters):
-    """The command line every program accepts; the program may add its own options."""
-    parser = argparse.ArgumentParser(description=description)
+    """The command line every program accepts; the program may add its own options.
+
+    `description` is the program's docstring (its first line is used; None is fine,
+    as in a notebook, where a cell's module has no docstring of its own).
+    """
+    summary = description.strip().splitlines()[0] if description and description.strip() else None
+    parser = argparse.ArgumentParser(description=summary)
     parser.add_argument("--iters", type=int, default=default_iters, help="training iterations")
     parser.add_argument("--system", choices=SYSTEMS, default="eager", help="how the model runs")
     parser.add_argument("--seed", type=int, default=0, help="seed of torch, numpy and random")

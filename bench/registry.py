@@ -17,17 +17,19 @@ SYSTEM_LABELS = {
 }
 
 
-def programs():
-    """{short name: script path} for bench/programs/NN_name.py, in numeric order."""
+def programs(directory=None):
+    """{short name: script path} for NN_name.py in `directory` (default bench/programs), in numeric order."""
     found = {}
-    for path in sorted(PROGRAM_DIR.glob("[0-9][0-9]_*.py")):
+    for path in sorted(pathlib.Path(directory or PROGRAM_DIR).glob("[0-9][0-9]_*.py")):
         found[path.stem.split("_", 1)[1]] = path
     return found
 
 
-def resolve_programs(spec):
+def resolve_programs(spec, directory=None):
     """Program names from a comma list ('resnet,03_faster_rcnn,3'); raises ValueError if unknown."""
-    known = programs()
+    known = programs(directory)
+    if not known:
+        raise ValueError(f"no NN_name.py programs in {directory or PROGRAM_DIR}")
     if not spec:
         return list(known)
     by_alias = {}

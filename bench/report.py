@@ -84,8 +84,9 @@ def markdown(meta, summary):
         out.append(_detail_line(r))
     out += ["", "## Definitions", ""]
     out += [
-        f"- Steady state starts at the first iteration from which every window of {WINDOW} iterations has a "
-        f"median within {STEADY_BAND:.0%} of the median of the run's second half; steady time is the median "
+        f"- Steady state starts at the first iteration within {STEADY_BAND:.0%} of the median M of the run's "
+        f"second half from which every window of {WINDOW} iterations has a median within {STEADY_BAND:.0%} of M; "
+        "steady time is the median "
         "from there; warm-up is the iterations before it plus the system's preparation (TorchScript "
         "compilation; torch.compile compiles during the first iterations, with a cold Inductor cache).",
         "- Correct: Terra must reproduce eager's loss curve and whole stdout exactly; compiled systems "

@@ -158,6 +158,8 @@ nl::json interpreter::kernel_info_request_impl() {
 void interpreter::shutdown_request_impl() {
   // Control thread: stop a running cell so that the main thread can leave its loop;
   // the Python side is shut down on the main thread when the kernel exits.
+  m_shutdown_requested.store(true);
+  if (m_shutdown_callback) m_shutdown_callback();
   interrupt::interrupt_main_thread();
 }
 

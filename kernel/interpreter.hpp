@@ -4,6 +4,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -39,6 +40,14 @@ class interpreter : public xeus::xinterpreter {
   // Main thread; takes the GIL itself.
   void shutdown_python();
 
+  // `callback` runs (on the control thread) when a shutdown_request arrives.
+  void set_shutdown_callback(std::function<void()> callback) {
+    m_shutdown_callback = std::move(callback);
+  }
+
+  // True once a shutdown_request arrived (the process is expected to end).
+  bool shutdown_requested() const noexcept { return m_shutdown_requested.load(); }
+
   // History queries answered by IPython's history manager (see history.hpp).
   nl::json history(const std::string& method, const nl::json& args);
 
@@ -61,6 +70,8 @@ class interpreter : public xeus::xinterpreter {
   fd_capture& m_output;
   py::object m_shell;
   bool m_python_shut_down = false;
+  std::atomic<bool> m_shutdown_requested{false};
+  std::function<void()> m_shutdown_callback;
 };
 
 }  // namespace terra::kernel

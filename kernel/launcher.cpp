@@ -2,10 +2,16 @@
 
 #include <pybind11/embed.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "kernel/fd_capture.hpp"
 #include "kernel/history.hpp"
@@ -29,9 +35,20 @@ struct running_kernel {
 };
 running_kernel g_running;
 
+// Runs the Python side's exit work and stops the capture, then ends the process
+// without running static destructors: CPython is never finalised (user threads may
+// still run), and tearing down LibTorch's statics under it crashes. It is registered
+// with atexit again when shutdown_request arrives, so that it runs before the exit
+// handlers of every library loaded since start (atexit runs handlers in reverse).
 void on_exit() {
+  static std::atomic<bool> once{false};
+  if (once.exchange(true)) return;
   if (g_running.interp != nullptr) g_running.interp->shutdown_python();
   if (g_running.output != nullptr) g_running.output->stop();
+  // Give ZMQ's I/O thread a moment to deliver the shutdown_reply already queued.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::fflush(nullptr);
+  ::_exit(g_running.interp != nullptr && g_running.interp->shutdown_requested() ? 0 : 1);
 }
 
 void publish_stream(const std::string& name, const std::string& text) {
@@ -67,6 +84,7 @@ int launch(int argc, char* argv[]) {
 
     auto interp = std::make_unique<interpreter>(*output);
     g_running.interp = interp.get();
+    interp->set_shutdown_callback([] { std::atexit(on_exit); });
     xeus::register_interpreter(interp.get());
 
     auto* kernel = new xeus::xkernel(config, xeus::get_user_name(),
@@ -86,7 +104,7 @@ int launch(int argc, char* argv[]) {
   } catch (const std::exception& e) {
     std::cerr << "terra-kernel: cannot start: " << e.what() << std::endl;
   }
-  on_exit();
+  if (g_running.output != nullptr) g_running.output->stop();
   return 1;
 }
 

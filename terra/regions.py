@@ -10,16 +10,22 @@ engine's one active iteration:
 - Innermost first: while a *candidate* (a loop or cell still being probed) holds the
   iteration and a loop inside it begins, the candidate's iteration is aborted (what
   ran is kept, as eager) and the inner loop becomes the candidate.
-- A candidate is probed in a fresh engine region per run of the loop, so "repeated"
-  means "repeats an earlier iteration of the same run". The first iteration that
-  repeats accepts the site as a region. A site whose iterations do not repeat
-  (a loop over layers: each iteration uses other weights) is rejected after
+- A candidate is traced into its own engine region, one per site, continued across
+  the runs of the loop (an epoch's step loop continues the previous epoch's graph).
+  The first iteration that repeats (is fully contained in the graph) accepts the
+  site as a region. A site whose iterations do not repeat is rejected after
   `PROBE_MISSES` misses and becomes transparent; its enclosing loop is then probed.
   A loop with no enclosing candidate (rejecting it would hand the region to nobody)
-  gets a longer budget, `PROBE_MISSES_OUTERMOST`: it may repeat only once it has seen
-  all its paths (three tree shapes, three sequence lengths).
+  gets a longer budget, `PROBE_MISSES_OUTERMOST`. Both budgets allow a loop to
+  repeat only once it has seen all its paths (eight batch offsets, three tree
+  shapes, three sequence lengths).
   A site whose probed iterations run no tensor op (`PROBE_EMPTY` of them) becomes
   transparent too.
+- A candidate loop that starts inside an nn.Module's forward while an enclosing
+  candidate holds the iteration (a loop over layers or time steps) is transparent
+  at once: the engine's node identity is structural (state inputs are numbered in
+  order of use), so iterations over different layers look alike to it, and the
+  enclosing step loop is the better region.
 - A site that yielded its iteration to an inner loop that is an accepted region in
   `CONTAINER_STREAK` consecutive iterations (the epoch loop around the step loop, a cell around its
   training loop) becomes a container and is never a region.
@@ -51,7 +57,7 @@ class Status(enum.Enum):
 class Site:
     """One loop head in the user's source (or one cell source), and what we learnt of it."""
 
-    __slots__ = ("key", "name", "file", "line", "status", "region_key", "probes", "misses",
+    __slots__ = ("key", "name", "file", "line", "status", "region_key", "traced", "misses",
                  "empty", "container_streak", "cell_run", "reason", "timings", "inert",
                  "nested")
 
@@ -61,9 +67,9 @@ class Site:
         self.inert = False  # TRANSPARENT or CONTAINER: never takes an iteration again
         self.nested = False  # it once took the iteration from an enclosing candidate loop
         self.region_key: str | None = None  # engine key of the accepted region
-        self.probes = 0  # probe regions opened (one per run while probing)
-        self.misses = 0  # probed iterations that did not repeat their run's earlier ones
-        self.empty = 0  # probed iterations of runs that issued no tensor op
+        self.traced = 0  # probed iterations merged into the site's region
+        self.misses = 0  # probed iterations (after the first) that did not repeat
+        self.empty = 0  # probed iterations while the region's graph was still empty
         self.container_streak = 0
         self.cell_run: LoopRun | None = None
         self.reason = ""  # why the status is what it is (for %terra status)
@@ -79,15 +85,13 @@ class Site:
 class LoopRun:
     """One run of a marked loop (the `with` block); its methods wrap each iteration."""
 
-    __slots__ = ("site", "policy", "region_key", "region_id", "traced", "owns", "yielded_to",
+    __slots__ = ("site", "policy", "region_id", "owns", "yielded_to",
                  "phase", "started")
 
     def __init__(self, site: Site, policy: "RegionPolicy") -> None:
         self.site = site
         self.policy = policy
-        self.region_key: str | None = None
         self.region_id: int | None = None
-        self.traced = 0  # iterations of this run merged into its region
         self.owns = False  # this run holds the engine's active iteration
         self.yielded_to: Site | None = None  # the inner loop this iteration gave way to
         self.phase = ""  # engine phase of the region when the iteration began
@@ -133,6 +137,10 @@ class ModulePathHooks:
         self._stack.clear()
         self._handles = (nn_module.register_module_forward_pre_hook(self._enter),
                          nn_module.register_module_forward_hook(self._leave, always_call=True))
+
+    def depth(self) -> int:
+        """How many module forwards are running (seen since the hooks were installed)."""
+        return len(self._stack)
 
     def remove(self) -> None:
         """Removes the hooks; modules then run at full speed outside regions."""
@@ -185,10 +193,9 @@ class ModulePathHooks:
 class RegionPolicy:
     """Decides, iteration by iteration, which loop run or cell run is the active region."""
 
-    PROBE_MISSES = 6  # non-repeating probed iterations before a nested site is rejected
-    PROBE_MISSES_OUTERMOST = 24  # the same for a loop with no enclosing candidate loop
+    PROBE_MISSES = 16  # non-repeating probed iterations before a nested site is rejected
+    PROBE_MISSES_OUTERMOST = 32  # the same for a loop with no enclosing candidate loop
     PROBE_EMPTY = 3  # probed iterations without tensor ops before a site is ignored
-    PROBE_RUNS = 4  # runs of a loop probed before giving up on it
     CONTAINER_STREAK = 2  # consecutive iterations yielding to an inner loop
 
     def __init__(self) -> None:
@@ -237,12 +244,13 @@ class RegionPolicy:
         if active is not None:
             if active.site is site or active.site.status is Status.REGION:
                 return  # one region at a time; the accepted (or same) one keeps it
+            if self.hooks.depth():
+                site.decide(Status.TRANSPARENT, "runs inside an nn.Module forward")
+                return
             self._release(active, abort=True)  # innermost first: the candidate yields
             active.yielded_to = site
             site.nested = site.nested or active.site.cell_run is None
         region_id = self._region_id(run, engine)
-        if region_id is None:
-            return
         run.phase = engine.phase(region_id)
         run.started = time.perf_counter()
         engine.begin_iteration(region_id)
@@ -277,20 +285,12 @@ class RegionPolicy:
         else:
             engine.end_iteration()
 
-    def _region_id(self, run: LoopRun, engine) -> int | None:
-        if run.region_id is not None:
-            return run.region_id
-        site = run.site
-        if site.status is Status.REGION:
-            key = site.region_key
-        else:
-            site.probes += 1
-            if site.probes > self.PROBE_RUNS:
-                site.decide(Status.TRANSPARENT, f"no repetition in {self.PROBE_RUNS} runs")
-                return None
-            key = site.key if site.probes == 1 else f"{site.key}#{site.probes}"
-        run.region_key = key
-        run.region_id = engine.region(key, site.name, site.file, site.line)
+    @staticmethod
+    def _region_id(run: LoopRun, engine) -> int:
+        """The engine region of the run's site (found again each run: survives a reset)."""
+        if run.region_id is None:
+            site = run.site
+            run.region_id = engine.region(site.key, site.name, site.file, site.line)
         return run.region_id
 
     def _judge(self, run: LoopRun) -> None:
@@ -303,15 +303,15 @@ class RegionPolicy:
                 site.decide(Status.TRANSPARENT, "its iterations run no tensor op")
             return
         if engine.last_iteration_repeated(run.region_id):
-            site.region_key = run.region_key
-            site.decide(Status.REGION, f"iteration {run.traced + 1} repeated")
+            site.region_key = site.key
+            site.decide(Status.REGION, f"iteration {site.traced + 1} repeated")
             return
-        if run.traced > 0:
+        if site.traced > 0:
             site.misses += 1
             budget = self.PROBE_MISSES if site.nested else self.PROBE_MISSES_OUTERMOST
             if site.misses >= budget:
                 site.decide(Status.TRANSPARENT, "consecutive iterations never repeat")
-        run.traced += 1
+        site.traced += 1
 
     def _note_containment(self, run: LoopRun) -> None:
         """Counts iterations that gave way to an inner loop that is (now) a region."""

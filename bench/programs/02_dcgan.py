@@ -63,7 +63,7 @@ def real_images(rng, batch_size):
 
 
 def main(argv=None):
-    args = program_arguments(__doc__.splitlines()[0], default_iters=30).parse_args(argv)
+    args = program_arguments(__doc__, default_iters=30).parse_args(argv)
     seed_everything(args.seed)
     data = real_images(np.random.default_rng(args.seed), batch_size=32)
     generator, discriminator = Generator(), Discriminator()

@@ -138,7 +138,7 @@ def roi_pool(features, box, size=3):
 
 
 def main(argv=None):
-    args = program_arguments(__doc__.splitlines()[0], default_iters=30).parse_args(argv)
+    args = program_arguments(__doc__, default_iters=30).parse_args(argv)
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     anchors = make_anchors()

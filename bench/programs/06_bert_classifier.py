@@ -85,7 +85,7 @@ def bucketed_batches(rng, batch_size):
 
 
 def main(argv=None):
-    args = program_arguments(__doc__.splitlines()[0], default_iters=30).parse_args(argv)
+    args = program_arguments(__doc__, default_iters=30).parse_args(argv)
     seed_everything(args.seed)
     data = bucketed_batches(np.random.default_rng(args.seed), batch_size=32)
     model = BertClassifier()

@@ -113,7 +113,7 @@ def span_f1(predicted, gold):
 
 
 def main(argv=None):
-    args = program_arguments(__doc__.splitlines()[0], default_iters=30).parse_args(argv)
+    args = program_arguments(__doc__, default_iters=30).parse_args(argv)
     seed_everything(args.seed)
     data = qa_batches(np.random.default_rng(args.seed), batch_size=16)
     model = BertForQA()

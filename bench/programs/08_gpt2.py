@@ -105,7 +105,7 @@ def sample(model, prompt, generator):
 
 
 def main(argv=None):
-    args = program_arguments(__doc__.splitlines()[0], default_iters=30).parse_args(argv)
+    args = program_arguments(__doc__, default_iters=30).parse_args(argv)
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     data = batches(rng, corpus(rng), batch_size=16)

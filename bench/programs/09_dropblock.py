@@ -68,7 +68,7 @@ def keep_probability(iteration, total, final=0.85):
 
 
 def main(argv=None):
-    args = program_arguments(__doc__.splitlines()[0], default_iters=30).parse_args(argv)
+    args = program_arguments(__doc__, default_iters=30).parse_args(argv)
     seed_everything(args.seed)
     data = batches(np.random.default_rng(args.seed), batch_size=32)
     model = DropBlockNet(seed=args.seed)

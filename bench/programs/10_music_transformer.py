@@ -101,7 +101,7 @@ def continue_melody(model, primer, generator, temperature=1.0):
 
 
 def main(argv=None):
-    args = program_arguments(__doc__.splitlines()[0], default_iters=30).parse_args(argv)
+    args = program_arguments(__doc__, default_iters=30).parse_args(argv)
     seed_everything(args.seed)
     data = melodies(np.random.default_rng(args.seed), batch_size=16)
     model = MusicTransformer()

@@ -257,12 +257,17 @@ void Engine::Impl::debug(int level, const std::string& message) const {
 
 void Engine::Impl::run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                                torch::jit::Stack* stack) {
-  op.redispatchBoxed(keys, stack);
+  if (keys.highestBackendKey() == c10::BackendComponent::InvalidBit) {
+    op.callBoxed(stack);  // reached through the TLS key alone: dispatch afresh, unintercepted
+  } else {
+    op.redispatchBoxed(keys, stack);
+  }
 }
 
 void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                           torch::jit::Stack* stack) {
   InterceptionOff off;  // the engine's own work and every redispatch stay unintercepted
+  if (config.debug >= 3) debug(3, "op " + c10::toString(op.operator_name()));
   keys = keys.remove_backend(c10::BackendComponent::PrivateUse1Bit);
   Iteration* it = iteration.get();
   if (it == nullptr || it->mode == IterationMode::kInactive) {

@@ -66,7 +66,8 @@ void fill_placeholder(const at::Tensor& placeholder, at::Tensor result) {
   at::_ops::copy_::redispatch(dense, target_tensor, result, false);
 }
 
-GraphRunner::GraphRunner() : thread_([this] { loop(); }) {}
+// The thread starts in the body, once every member it uses exists.
+GraphRunner::GraphRunner() { thread_ = std::thread([this] { loop(); }); }
 
 GraphRunner::~GraphRunner() {
   {

@@ -17,12 +17,22 @@ void intercept_op(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
 // the op the program called is seen rather than its decomposition. Idempotent.
 void install_interceptor();
 
-// Turns interception on or off for the calling thread (zero cost while off).
+// Turns interception on or off for the calling thread (zero cost while off). The TLS set is
+// rewritten directly: tls_set_dispatch_key_included(PrivateUse1, false) clears only the
+// Dense functionality bit and leaves the PrivateUse1 backend bit behind, which still routes
+// every nested CPU call back to the interception kernel (measured on torch 2.11).
 inline void set_intercepting(bool on) {
-  c10::impl::tls_set_dispatch_key_included(c10::DispatchKey::PrivateUse1, on);
+  c10::impl::LocalDispatchKeySet tls = c10::impl::tls_local_dispatch_key_set();
+  const c10::DispatchKeySet key(c10::DispatchKey::PrivateUse1);
+  // Raw bit arithmetic: DispatchKeySet's operator- and remove() keep backend bits as well.
+  tls.included_ = on ? (tls.included_ | key)
+                     : c10::DispatchKeySet(c10::DispatchKeySet::RAW,
+                                           tls.included_.raw_repr() & ~key.raw_repr());
+  c10::impl::_force_tls_local_dispatch_key_set(tls);
 }
 inline bool intercepting() {
-  return c10::impl::tls_is_dispatch_key_included(c10::DispatchKey::PrivateUse1);
+  return c10::impl::tls_local_dispatch_key_set().included_.has_backend(
+      c10::BackendComponent::PrivateUse1Bit);
 }
 
 // Switches interception off for a scope (the engine's own work, redispatches) and restores it.

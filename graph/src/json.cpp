@@ -59,12 +59,12 @@ json arg_to_json(const Arg& arg) {
       arg.value());
 }
 
-json input_to_json(const TraceGraph& graph, const Node& node, const TensorInput& input) {
+json input_to_json(const std::vector<NodeId>& path, const TensorInput& input) {
   json object = std::visit(
       [&](const auto& r) -> json {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, NodeOutput>) {
-          return {{"node", graph.ancestor_at(node.parent, r.step)}, {"port", r.output}};
+          return {{"node", path[r.step]}, {"port", r.output}};
         } else if constexpr (std::is_same_v<T, State>) {
           return {{"state", r.id}};
         } else if constexpr (std::is_same_v<T, Feed>) {
@@ -104,10 +104,11 @@ json flags_to_json(const OpFlags& flags) {
           {"data_dependent_shape", flags.data_dependent_shape}};
 }
 
-json node_to_json(const TraceGraph& graph, const Node& node) {
+// `path[s]`: the node's ancestor at step s (see TraceGraph::walk).
+json node_to_json(const Node& node, const std::vector<NodeId>& path) {
   json inputs = json::array();
   for (const TensorInput& input : node.identity.inputs()) {
-    inputs.push_back(input_to_json(graph, node, input));
+    inputs.push_back(input_to_json(path, input));
   }
   json args = json::array();
   for (const Arg& arg : node.identity.args()) args.push_back(arg_to_json(arg));
@@ -340,12 +341,15 @@ std::map<std::int64_t, Info> table_from_json(const json& items, Make make) {
 
 nlohmann::json to_json(const TraceGraph& graph, const RegionInfo& region,
                        const nlohmann::json& stats) {
+  std::vector<json> by_id(graph.size());
+  graph.walk([&by_id](const Node& node, const std::vector<NodeId>& path) {
+    by_id[node.id] = node_to_json(node, path);
+  });
   json nodes = json::array();
   json branches = json::array();
   for (NodeId id = 0; id < graph.size(); ++id) {
-    const Node& node = graph.node(id);
-    nodes.push_back(node_to_json(graph, node));
-    if (node.is_branch()) branches.push_back(branch_to_json(node));
+    nodes.push_back(std::move(by_id[id]));
+    if (graph.node(id).is_branch()) branches.push_back(branch_to_json(graph.node(id)));
   }
   json entry = branch_to_json(graph.root());
   entry["count"] = graph.root().count;

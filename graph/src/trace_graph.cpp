@@ -200,6 +200,20 @@ NodeId TraceGraph::ancestor_at(NodeId id, std::uint32_t step) const {
   return id;
 }
 
+void TraceGraph::walk(
+    const std::function<void(const Node&, const std::vector<NodeId>&)>& visit) const {
+  std::vector<NodeId> path;
+  std::vector<NodeId> pending(root_.children.rbegin(), root_.children.rend());
+  while (!pending.empty()) {
+    const Node& at = nodes_[pending.back()];
+    pending.pop_back();
+    path.resize(at.step);  // drop the part of the path below the branch we came back to
+    path.push_back(at.id);
+    visit(at, path);
+    pending.insert(pending.end(), at.children.rbegin(), at.children.rend());
+  }
+}
+
 void TraceGraph::mark_fetch(NodeId id) { mutable_node(id).flags.is_fetch = true; }
 
 void TraceGraph::add_time(NodeId id, double us) {

@@ -75,12 +75,13 @@ void check_structure(const TraceGraph& graph) {
   }
 }
 
-void check_input_ref(const TraceGraph& graph, const Node& node, const InputRef& ref) {
+void check_input_ref(const TraceGraph& graph, const Node& node, const std::vector<NodeId>& path,
+                     const InputRef& ref) {
   if (const auto* output = std::get_if<NodeOutput>(&ref)) {
     if (output->step >= node.step) {
       fail(node, "input refers to step " + std::to_string(output->step) + ", not an ancestor");
     }
-    const Node& producer = graph.node(graph.ancestor_at(node.parent, output->step));
+    const Node& producer = graph.node(path[output->step]);
     if (output->output >= producer.outputs.size()) {
       fail(node, "input refers to output " + std::to_string(output->output) + " of " +
                      describe(producer) + ", which has " + std::to_string(producer.outputs.size()));
@@ -142,14 +143,15 @@ void check_identity_hash(const Node& node) {
 }  // namespace
 
 void verify(const TraceGraph& graph) {
-  check_structure(graph);  // first: the ref checks below walk parent chains
-  for (NodeId id = 0; id < graph.size(); ++id) {
-    const Node& node = graph.node(id);
+  check_structure(graph);  // first: walk() relies on a sound tree
+  graph.walk([&graph](const Node& node, const std::vector<NodeId>& path) {
     check_identity_hash(node);
-    for (const TensorInput& input : node.identity.inputs()) check_input_ref(graph, node, input.ref);
+    for (const TensorInput& input : node.identity.inputs()) {
+      check_input_ref(graph, node, path, input.ref);
+    }
     check_tensor_slots(node);
     check_outputs(node);
-  }
+  });
 }
 
 }  // namespace terra::graph

@@ -14,10 +14,16 @@ import json
 import shutil
 import subprocess
 
-__all__ = ["LayoutError", "layout_view", "backend_name", "to_dot"]
+__all__ = ["LayoutError", "layout_view", "backend_name", "to_dot", "MAX_BOXES"]
 
 # Graph-wide Graphviz settings; visualizer/src/layout.cpp uses the same values.
-GRAPH_ATTRS = {"rankdir": "TB", "nodesep": "0.25", "ranksep": "0.35", "splines": "true"}
+# nslimit/nslimit1 bound Graphviz's network-simplex passes: without them a view with a
+# hundred boxes and long edges took 20+ s, with them about a second (bench/visualizer_layout.py).
+GRAPH_ATTRS = {"rankdir": "TB", "nodesep": "0.25", "ranksep": "0.35", "splines": "true",
+               "nslimit": "2", "nslimit1": "2", "mclimit": "0.5"}
+# The most boxes a view may show; expanding beyond it is refused with a message (a fully
+# expanded 5,000-node graph takes Graphviz minutes).
+MAX_BOXES = 600
 CLUSTER_MARGIN = "16"
 POINTS_PER_INCH = 72.0
 
@@ -107,8 +113,11 @@ def _layout_with_dot_program(view: dict) -> dict:
     dot = shutil.which("dot")
     if dot is None:
         raise LayoutError("the `dot` program is not installed")
-    proc = subprocess.run([dot, "-Tjson0"], input=to_dot(view), capture_output=True,
-                          text=True, check=False)
+    try:
+        proc = subprocess.run([dot, "-Tjson0"], input=to_dot(view), capture_output=True,
+                              text=True, check=False, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise LayoutError("dot took more than 60 s; collapse some groups") from None
     if proc.returncode != 0:
         raise LayoutError(f"dot failed: {proc.stderr.strip()[:500]}")
     return _positions_from_dot_json(json.loads(proc.stdout), len(view["edges"]))

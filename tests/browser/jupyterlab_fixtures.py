@@ -214,7 +214,9 @@ def wait_until_serving(server):
         if server.is_serving():
             return True
         time.sleep(0.2)
-    pytest.fail(f"jupyter lab did not serve within {SERVER_START_TIMEOUT_S}s; see {server.log_path}")
+    pytest.fail(
+        f"jupyter lab did not serve within {SERVER_START_TIMEOUT_S}s; see {server.log_path}"
+    )
 
 
 def stop_lab(server):

@@ -499,3 +499,31 @@ def test_outermost_loop_gets_a_longer_probe_budget(fake):
     namespace["main"]()
     assert status_of(fake, ":3") is regions.Status.REGION
     assert regions.RegionPolicy.PROBE_MISSES < 7 < regions.RegionPolicy.PROBE_MISSES_OUTERMOST
+
+
+def test_loop_inside_module_forward_is_transparent(fake):
+    torch = pytest.importorskip("torch")
+    source = textwrap.dedent("""
+        import torch
+        class Stack(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layers = torch.nn.ModuleList(torch.nn.Identity() for _ in range(2))
+            def forward(self, x):
+                for i, layer in enumerate(self.layers):     # line 8
+                    op("same-op")                          # structurally alike layers
+                    x = layer(x)
+                return x
+        def main():
+            model = Stack()
+            for step in range(6):                          # line 14
+                model(torch.ones(1))
+                op("backward")
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "m.py", display_file="m.py"), namespace)
+    namespace["main"]()
+    assert status_of(fake, ":8") is regions.Status.TRANSPARENT
+    assert status_of(fake, ":14") is regions.Status.REGION
+    assert "nn.Module forward" in next(s.reason for s in fake.policy.sites.values()
+                                       if s.name.endswith(":8"))

@@ -83,6 +83,7 @@ TEST(Cursor, LastChoiceReportsTheChildIndex) {
   EXPECT_EQ(cursor.last_choice(), 0);
   cursor.match(program.records[1].identity);
   EXPECT_EQ(cursor.last_choice(), 1);
+  graph.verify();
 }
 
 TEST(Cursor, ScalarFeedNodeAcceptsAnUnseenValue) {
@@ -105,6 +106,7 @@ TEST(Cursor, InteriorPositionIsNotAnEnd) {
   EXPECT_FALSE(cursor.at_end());
   EXPECT_FALSE(cursor.finish());  // the engine merges such an iteration instead
   EXPECT_EQ(graph.root().count, 1u);
+  graph.verify();
 }
 
 TEST(Cursor, FollowsTheGraphAsItGrows) {
@@ -135,6 +137,7 @@ TEST(Cursor, SteadyStateWalkReusesItsPathBuffer) {
     EXPECT_TRUE(cursor.finish());
     EXPECT_EQ(cursor.path().data(), buffer);  // no reallocation on the hot path
   }
+  graph.verify();
 }
 
 }  // namespace

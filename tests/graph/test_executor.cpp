@@ -132,6 +132,7 @@ TEST(Executor, FreesEachValueAfterItsLastUse) {
     }
   }
   EXPECT_EQ(run.peak_live_values(), 3u);  // a, b and c while add runs
+  EXPECT_THROW(run.step(), ExecutionError);
   EXPECT_EQ(run.value(NodeOutput{0, 0}), nullptr);
 }
 

@@ -110,6 +110,7 @@ TEST(Json, NodeFieldsFollowTheContract) {
 
   // The generalised learning rate.
   EXPECT_EQ(doc["nodes"][3]["args"][1], (json{{"scalar_feed", "double"}}));
+  graph.verify();
 }
 
 TEST(Json, BranchesStatesAndFeeds) {
@@ -126,6 +127,7 @@ TEST(Json, BranchesStatesAndFeeds) {
   ASSERT_EQ(doc["feeds"].size(), 1u);
   EXPECT_EQ(doc["feeds"][0]["id"], 0);
   EXPECT_EQ(doc["feeds"][0]["shape"], json::array({8, 4}));
+  graph.verify();
 }
 
 TEST(Json, RoundTripIsExact) {
@@ -206,6 +208,9 @@ TEST(Json, RejectsMissingOrIllTypedFields) {
   broken = doc;
   broken["nodes"][2]["inputs"][0]["node"] = 40;
   expect_format_error(broken, "missing node 40");
+  broken = doc;
+  broken["nodes"][2]["id"] = 7;
+  expect_format_error(broken, "dense");
   broken = doc;
   broken["nodes"][2]["args"].push_back(json{{"mystery", 1}});
   expect_format_error(broken, "unknown argument");

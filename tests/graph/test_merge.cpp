@@ -195,6 +195,42 @@ TEST(Merge, ExactSiblingWinsOverScalarFeed) {
   EXPECT_EQ(dim1_again.path, dim1.path);
 }
 
+// repeat(x, k): an int whose output length is its value times x's.
+Trace repeat_by(std::int64_t k, std::int64_t out_length) {
+  TraceBuilder b;
+  Value x = b.feed(0, meta({1}));
+  b.op("aten::foo", {x}, {Arg(k)}, meta({out_length}));
+  return b.take();
+}
+
+TEST(Merge, GeneralisationThatWouldOverlapASiblingOpensABranchInstead) {
+  TraceGraph graph;
+  graph.merge(repeat_by(1, 1));
+  graph.merge(repeat_by(2, 2));  // other output: a sibling with k=2
+  // k=3 happens to give k=1's output; a ScalarFeed there would also accept k=2.
+  MergeResult three = graph.merge(repeat_by(3, 1));
+  graph.verify();
+  EXPECT_TRUE(three.generalised.empty());
+  EXPECT_EQ(three.nodes_added, 1u);
+  EXPECT_EQ(graph.root().children.size(), 3u);
+  // Without the sibling the same record generalises.
+  TraceGraph lone;
+  lone.merge(repeat_by(1, 1));
+  EXPECT_EQ(lone.merge(repeat_by(3, 1)).generalised.size(), 1u);
+  lone.verify();
+}
+
+TEST(Merge, FedScalarThatChangesOutputsMarksTheNode) {
+  TraceGraph graph;
+  graph.merge(repeat_by(1, 1));
+  graph.merge(repeat_by(3, 1));                     // generalised
+  MergeResult four = graph.merge(repeat_by(4, 4));  // accepted, but the output differs
+  graph.verify();
+  EXPECT_EQ(four.nodes_added, 0u);
+  EXPECT_EQ(four.outputs_varied.size(), 1u);
+  EXPECT_TRUE(graph.node(four.path[0]).outputs_vary);
+}
+
 Trace nonzero_program(std::int64_t found) {
   TraceBuilder b;
   Value x = b.feed(0, meta({16}));
@@ -263,6 +299,7 @@ TEST(Merge, FetchFlagIsKeptOnTheNode) {
   graph.mark_fetch(result.path[1]);
   EXPECT_TRUE(graph.node(result.path[1]).flags.is_fetch);
   EXPECT_EQ(training_step().fetch_points(), std::vector<std::size_t>{2});
+  graph.verify();
 }
 
 TEST(Merge, MergeFromCountsTheCoexecutedPrefixOnce) {

@@ -191,6 +191,15 @@ TEST(Verify, RejectsAStaleIdentityHash) {
   expect_rejected([](Parts& p) { p.nodes[0].identity.generalise_arg(0); }, "stale");
 }
 
+TEST(Verify, RejectsSiblingsThatAcceptTheSameOp) {
+  expect_rejected(
+      [](Parts& p) {
+        // relu (#1) and tanh (#5) under mm: tanh's identity becomes relu's.
+        p.nodes[5].identity = p.nodes[1].identity;
+      },
+      "both accept some op");
+}
+
 TEST(Verify, RejectsABadRoot) {
   expect_rejected([](Parts& p) { p.root.id = 0; }, "root must have id");
 }

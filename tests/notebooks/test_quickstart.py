@@ -9,6 +9,7 @@ tagged `terra-stats` (whose text legitimately differs between kernels). That cel
 output, Terra's stats when the engine is present, is saved as an artifact, not judged:
 the engine's own tests judge the engine.
 """
+import datetime
 import html.parser
 import json
 import pathlib
@@ -75,7 +76,8 @@ def png_outputs(notebook):
         out
         for cell in notebook.cells
         for out in cell.get("outputs", [])
-        if out.output_type in ("display_data", "execute_result") and "image/png" in out.get("data", {})
+        if out.output_type in ("display_data", "execute_result")
+        and "image/png" in out.get("data", {})
     ]
 
 
@@ -125,9 +127,12 @@ class StreamsFromNbconvertHtml(html.parser.HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def eager_reference(jupyter_env, tmp_path_factory):
+def eager_reference(jupyter_env, tmp_path_factory, notebook_artifacts):
     """The quickstart executed under ipykernel: the reference for printed values."""
     notebook = execute_with_nbclient(EAGER_REFERENCE_KERNEL, tmp_path_factory.mktemp("eager"))
+    saved = notebook_artifacts / f"quickstart-{EAGER_REFERENCE_KERNEL}-nbclient.ipynb"
+    nbformat.write(notebook, saved)
+    record_stats(notebook, EAGER_REFERENCE_KERNEL, "nbclient", notebook_artifacts)
     assert_no_errors(notebook)
     printed = streams_by_cell(notebook)
     loss_reports = "".join(cell["stdout"] for cell in printed.values()).count(" loss ")
@@ -142,14 +147,35 @@ def notebook_artifacts(artifacts_dir):
     return path
 
 
+def cell_seconds(notebook):
+    """{cell id: seconds from execute_input to execute_reply}, from nbclient's timing."""
+    def instant(stamp):
+        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    seconds = {}
+    for cell in notebook.cells:
+        timing = cell.metadata.get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            start, end = timing["iopub.execute_input"], timing["shell.execute_reply"]
+            seconds[cell.id] = round((instant(end) - instant(start)).total_seconds(), 3)
+    return seconds
+
+
 def record_stats(notebook, kernel, runner, notebook_artifacts):
-    """Saves the `terra-stats` cell's text (Terra's stats, or why there are none)."""
+    """Saves the `terra-stats` cell's text (Terra's stats, or why there are none) and
+    the cells' run times (informative only: nothing here judges speed)."""
     text = stats_text(notebook)
     try:
         stats = json.loads(text)
     except ValueError:
         stats = None
-    record = {"kernel": kernel, "runner": runner, "stats": stats, "text": text}
+    record = {
+        "kernel": kernel,
+        "runner": runner,
+        "stats": stats,
+        "text": text,
+        "cell_seconds": cell_seconds(notebook),
+    }
     (notebook_artifacts / f"quickstart-{kernel}-{runner}-stats.json").write_text(
         json.dumps(record, indent=1)
     )

@@ -19,8 +19,8 @@ class TraceGraph;
 
 class Cursor {
  public:
-  // A cursor over `graph`, positioned at the root. The graph must outlive the cursor; it may
-  // grow (merge) between iterations.
+  // A cursor over `graph`, positioned at the root. The graph must outlive the cursor and stay
+  // at its address (not be moved or reassigned); it may grow (merge) between iterations.
   explicit Cursor(TraceGraph& graph);
 
   // Starts a new iteration at the root.

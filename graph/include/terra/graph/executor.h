@@ -88,8 +88,10 @@ class Execution {
   // Index of the next step to execute.
   std::size_t next() const { return next_; }
 
-  // Executes the next step, then frees the slots whose last use it was.
+  // Executes the next step, then frees the slots whose last use it was. Throws
+  // ExecutionError when the plan is done.
   void step() {
+    if (done()) throw ExecutionError("Execution::step: the plan is done");
     const PlannedStep& planned = plan_.step(next_);
     const Node& node = *planned.node;
     std::vector<Value> inputs = gather_inputs(planned);

@@ -98,7 +98,7 @@ class OpIdentity {
   // Turns argument `index` (an int/double scalar) into a ScalarFeed of its kind. The hash is
   // unchanged by construction. Precondition: args()[index].may_generalise().
   void generalise_arg(std::size_t index);
-  // Recomputes the cached hash (after constructing from parts, e.g. from JSON).
+  // Recomputes the cached hash and ScalarFeed flag (the verifier compares against it).
   void rehash();
 
   // Exact equality (ScalarFeed equals only ScalarFeed); hash checked first.

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
@@ -29,9 +30,9 @@ namespace terra::graph {
 
 struct MergeOptions {
   bool generalise_doubles = true;  // double scalars that vary become ScalarFeeds
-  // Int scalars too. An int can shape outputs (sum(dim=...) on a square input keeps the shape
-  // for two values but not a third), so an engine that feeds int scalars must check the
-  // output metadata of such nodes (or turn this off).
+  // Int scalars too. An int can shape outputs for some values only (select(x, dim, 0) on a
+  // [4, 4, 5] input: dims 0 and 1 give [4, 5], dim 2 gives [4, 4]), so an engine that feeds
+  // int scalars in co-execution must check the outputs of such nodes (or turn this off).
   bool generalise_ints = true;
 };
 
@@ -91,6 +92,11 @@ class TraceGraph {
   std::vector<NodeId> path_to(NodeId id) const;
   // The ancestor of `id` (or `id` itself) at `step`. Precondition: step <= node(id).step.
   NodeId ancestor_at(NodeId id, std::uint32_t step) const;
+
+  // Calls `visit(node, path)` for every op node, depth-first with children in creation
+  // order, where path[s] is the node's ancestor at step s (path.back() == node.id): resolving
+  // NodeOutput refs this way costs O(1) each. Precondition: the structure verifies.
+  void walk(const std::function<void(const Node&, const std::vector<NodeId>&)>& visit) const;
 
   // Tables of the iteration inputs seen so far, keyed by id (states, constants) or index (feeds).
   const std::map<std::int64_t, StateInfo>& states() const { return states_; }

@@ -1,0 +1,162 @@
+"""The benchmark suite's quick mode: correctness part, outputs and bad input.
+
+The central test runs every program eagerly and under `python -m terra run` and
+demands Terra's stdout (loss curve included) to equal eager's exactly, and that
+Terra really co-executed (TERRA_STATS: iterations_coexecuted > 0): a silent
+fallback to eager fails.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from bench import analysis
+from bench.registry import REPO_ROOT, programs
+
+PYTHON = sys.executable
+
+
+def run_bench(*args, timeout=1500):
+    return subprocess.run(
+        [PYTHON, "-m", "bench", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def load_results(out_dir):
+    with open(out_dir / "results.json") as f:
+        return json.load(f)
+
+
+@pytest.mark.timeout(1500)
+def test_terra_equals_eager_on_every_program(tmp_path):
+    result = run_bench("--quick", "--systems", "eager,terra", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = {(r["program"], r["system"]): r for r in load_results(tmp_path)["summary"]["rows"]}
+    problems = []
+    for program in programs():
+        eager, terra = rows[(program, "eager")], rows[(program, "terra")]
+        if not eager["runs"]:
+            problems.append(f"{program}: eager fails: {eager['error']}")
+            continue
+        if not terra["runs"]:
+            problems.append(f"{program}: terra fails: {terra['error']['class']}: {terra['error']['message']}")
+            continue
+        if not terra["correct"]:
+            problems.append(f"{program}: terra differs from eager: {terra['correctness']}")
+        if not (terra["terra"] or {}).get("iterations_coexecuted"):
+            problems.append(f"{program}: terra did not co-execute: {terra['terra']}")
+    assert not problems, "\n".join(problems)
+
+
+TINY_PROGRAM = '''
+"""A tiny linear regression, for the harness's own tests."""
+import torch
+from bench.kit import IterationClock, prepare_model, program_arguments, seed_everything
+
+
+class Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def main(argv=None):
+    args = program_arguments(__doc__, default_iters=6).parse_args(argv)
+    seed_everything(args.seed)
+    model = Linear()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    net = prepare_model(model, args, (torch.randn(8, 4),))
+    clock = IterationClock(args)
+    for it in range(args.iters):
+        x = torch.randn(8, 4)
+        loss = ((net(x) - x.sum(1, keepdim=True)) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        CRASH_HERE
+        print(f"iter {it} loss {loss.item()!r}")
+        clock.tick()
+    clock.finish()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def write_programs(directory):
+    directory.mkdir()
+    (directory / "01_tiny.py").write_text(TINY_PROGRAM.replace("CRASH_HERE", "pass"))
+    crash = "if it == 2:\n            raise ValueError('boom at iteration 2')"
+    (directory / "02_crashes.py").write_text(TINY_PROGRAM.replace("CRASH_HERE", crash))
+
+
+@pytest.mark.timeout(300)
+def test_crashing_program_is_reported_and_suite_goes_on(tmp_path):
+    write_programs(tmp_path / "programs")
+    out = tmp_path / "out"
+    result = run_bench(
+        "--quick", "--program-dir", str(tmp_path / "programs"), "--systems", "eager,torchscript", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("results.json", "results.md", "speedup.png", "speedup.svg"):
+        assert (out / name).stat().st_size > 0, name
+    rows = {(r["program"], r["system"]): r for r in load_results(out)["summary"]["rows"]}
+    assert rows[("tiny", "eager")]["runs"] and rows[("tiny", "torchscript")]["runs"]
+    assert rows[("tiny", "torchscript")]["correct"]
+    for system in ("eager", "torchscript"):
+        crashed = rows[("crashes", system)]
+        assert not crashed["runs"]
+        assert crashed["error"] == {"class": "ValueError", "message": "boom at iteration 2"}
+    markdown = (out / "results.md").read_text()
+    assert "**fails**: ValueError" in markdown
+    assert (out / "speedup.svg").read_text().lstrip().startswith("<?xml")
+    assert (out / "speedup.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["--programs", "resnet,not_a_program"], "unknown program(s): not_a_program; valid: resnet, dcgan"),
+        (["--systems", "eager,jax"], "unknown system(s): jax; valid: eager, terra, compile"),
+        (["--iters", "1"], "--iters must be >= 4"),
+    ],
+)
+def test_bad_input_exits_2_with_the_valid_names(tmp_path, args, complaint):
+    result = run_bench(*args, "--out", str(tmp_path), timeout=60)
+    assert result.returncode == 2
+    assert complaint in result.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_notebooks_match_their_programs():
+    result = subprocess.run(
+        [PYTHON, "-m", "bench.notebooks", "--check"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    for script in programs().values():
+        notebook = json.loads((REPO_ROOT / "notebooks" / "benchmarks" / f"{script.stem}.ipynb").read_text())
+        assert all(not cell.get("outputs") for cell in notebook["cells"])
+
+
+def test_steady_state_skips_warm_up_and_tolerates_periodic_slow_iterations():
+    compile_then_steady = [5.0, 0.3] + [0.1, 0.1, 0.1, 0.4] * 5
+    state = analysis.steady_state(compile_then_steady, prepare_s=1.0)
+    assert state["warmup_iters"] == 2
+    assert state["warmup_s"] == pytest.approx(1.0 + 5.0 + 0.3)
+    assert state["steady_s"] == pytest.approx(0.1)
+
+
+def test_compiled_tolerance_and_terra_exactness():
+    eager = ["1.0", "0.5"]
+    assert analysis.compare_losses("compile", ["1.001", "0.5"], eager, "", "")["correct"]
+    assert not analysis.compare_losses("compile", ["1.1", "0.5"], eager, "", "")["correct"]
+    assert not analysis.compare_losses("terra", ["1.0", "0.5000001"], eager, "x", "x")["correct"]
+    assert not analysis.compare_losses("terra", eager, eager, "x", "y")["correct"]
+    assert analysis.compare_losses("terra", eager, eager, "x", "x")["correct"]
