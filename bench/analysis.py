@@ -139,7 +139,14 @@ def _diagnostics(system, runs):
     if system == "terra":
         stats = last.get("terra_stats")
         keys = ("iterations_traced", "iterations_coexecuted", "fallbacks", "fetches", "feeds", "graph_nodes")
-        return {"terra": None if stats is None else {k: stats.get(k) for k in keys}}
+        loop = last.get("training_loop") or {}
+        return {
+            "terra": None if stats is None else {k: stats.get(k) for k in keys},
+            "terra_training_loop": loop,
+            "training_loop_coexecuted": all(
+                ((r.get("training_loop") or {}).get("iterations_coexecuted") or 0) > 0 for r in runs
+            ),
+        }
     if system.startswith("compile"):
         dynamo = timing.get("dynamo")
         return {"explain": timing.get("explain"), "dynamo": dynamo}

@@ -41,6 +41,9 @@ def parse_arguments(argv):
     parser.add_argument("--timeout", type=float, help="seconds per run (default per mode)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every run (default 1)")
     parser.add_argument("--program-dir", help="directory of NN_name.py programs (default bench/programs)")
+    parser.add_argument(
+        "--rereport", action="store_true", help="run nothing: recompute the reports from --out's results.json and runs/"
+    )
     args = parser.parse_args(argv)
     args.mode = args.mode or "quick"
     return args
@@ -72,6 +75,8 @@ def resolve(args):
 
 def main(argv=None):
     args = parse_arguments(argv)
+    if args.rereport:
+        return rereport(os.path.abspath(args.out))
     try:
         settings = resolve(args)
     except UsageError as error:
@@ -82,6 +87,31 @@ def main(argv=None):
     meta = describe(settings, started)
     paths = report.write_all(settings["out"], meta, records, summary)
     print(f"bench: wrote {', '.join(paths.values())}")
+    return 0
+
+
+def rereport(out_dir):
+    """Rebuilds summary, Markdown and chart of an earlier run from its records and logs."""
+    import json
+
+    try:
+        with open(os.path.join(out_dir, "results.json")) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as error:
+        print(f"python -m bench: error: no readable results.json in {out_dir}: {error}", file=sys.stderr)
+        return 2
+    meta, records = data["meta"], data["runs"]
+    scripts = registry.programs(meta.get("program_dir"))
+    for record in records:
+        with open(record["stdout_file"], errors="replace") as f:
+            record["stdout"] = f.read()
+        if record["system"] == "terra":
+            record["training_loop"] = runner.training_loop_region(scripts[record["program"]], record["terra_stats"])
+            if record["runs"] or (record["error"] or {}).get("class") == "NoCoexecution":
+                record["runs"], record["error"] = runner.judge_coexecution(record["terra_stats"], record["stderr_file"])
+    summary = analysis.summarize(records, meta["programs"], meta["systems"])
+    paths = report.write_all(out_dir, meta, records, summary)
+    print(f"bench: rewrote {', '.join(paths.values())}")
     return 0
 
 
@@ -126,6 +156,7 @@ def describe(settings, started):
         "reps": settings["reps"],
         "threads": settings["threads"],
         "timeout_s": settings["timeout_s"],
+        "program_dir": settings["program_dir"],
         "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
         "elapsed_s": time.time() - started,
         "machine": _machine(),

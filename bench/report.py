@@ -45,6 +45,8 @@ def cell_text(row):
         return f"runs, {row['steady_ms']:.1f} ms (no eager run to compare)"
     if row.get("correct") is False:
         return f"**wrong** ({row['correctness']}) {row['speedup']:.2f}×"
+    if row["system"] == "terra" and not row.get("training_loop_coexecuted"):
+        return f"{row['speedup']:.2f}× (training loop not co-executed)"
     return f"{row['speedup']:.2f}×"
 
 
@@ -127,8 +129,11 @@ def diagnostics_text(r):
             return "no TERRA_STATS written"
         if all(v is None for v in t.values()):
             return "TERRA_STATS written without stats (no engine)"
+        loop = r.get("terra_training_loop") or {}
         return (
-            f"coexecuted {t['iterations_coexecuted']}, traced {t['iterations_traced']}, "
+            f"training loop (line {loop.get('line')}): traced {loop.get('iterations_traced')}, "
+            f"co-executed {loop.get('iterations_coexecuted')}, fallbacks {loop.get('fallbacks')}; "
+            f"all regions: traced {t['iterations_traced']}, co-executed {t['iterations_coexecuted']}, "
             f"fetches {t['fetches']}, fallbacks {t['fallbacks']}"
         )
     if r["system"].startswith("compile"):
@@ -183,12 +188,17 @@ def chart(summary, meta, png_path, svg_path):
             if row.get("speedup") is None:
                 continue
             wrong = row.get("correct") is False
-            ax.bar(x, row["speedup"], width, color="white" if wrong else color, edgecolor=color,
-                   hatch="///" if wrong else None)
+            partial = system == "terra" and not row.get("training_loop_coexecuted")
+            hatch = "///" if wrong else ("..." if partial else None)
+            ax.bar(x, row["speedup"], width, color="white" if wrong or partial else color, edgecolor=color,
+                   hatch=hatch)
     for j, system in enumerate(systems):
         ax.bar(0, 0, 0, color=SYSTEM_COLORS.get(system, "grey"), label=system)
     ax.plot([], [], "x", color=FAIL_COLOR, mew=2.5, label="fails to run")
     ax.bar(0, 0, 0, color="white", edgecolor="grey", hatch="///", label="runs, result differs from eager")
+    if "terra" in systems:
+        ax.bar(0, 0, 0, color="white", edgecolor=SYSTEM_COLORS["terra"], hatch="...",
+               label="terra: training loop not co-executed")
     ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
     ax.set_xticks(range(len(programs)))
     ax.set_xticklabels(programs, rotation=30, ha="right")

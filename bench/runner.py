@@ -5,6 +5,7 @@ record with `runs: False` and the error's class and message, so the rest of the
 suite goes on.
 """
 
+import ast
 import json
 import os
 import re
@@ -72,6 +73,8 @@ def run_program(program, script, system, rep, iters, threads, timeout_s, log_dir
     record["losses"] = _loss_curve(stdout)
     record["timing"] = _read_json(timing_file)
     record["terra_stats"] = _read_json(stats_file) if system == "terra" else None
+    if system == "terra":
+        record["training_loop"] = training_loop_region(script, record["terra_stats"])
     record["runs"], record["error"] = _judge(record, iters, stderr_path)
     return record
 
@@ -124,19 +127,43 @@ def _judge(record, iters, stderr_path):
     if len(record["losses"]) != iters:
         return False, {"class": "IncompleteRun", "message": f"{len(record['losses'])} of {iters} loss lines printed"}
     if record["system"] == "terra":
-        return _judge_coexecution(record["terra_stats"], stderr_path)
+        return judge_coexecution(record["terra_stats"], stderr_path)
     return True, None
 
 
-def _judge_coexecution(stats, stderr_path):
+def training_loop_line(script):
+    """Line of the program's training loop: the `for` over `range(args.iters)`."""
+    for node in ast.walk(ast.parse(open(script).read())):
+        if isinstance(node, ast.For) and "args.iters" in ast.unparse(node.iter):
+            return node.lineno
+    return None
+
+
+def training_loop_region(script, stats):
+    """{'line', 'iterations_traced', 'iterations_coexecuted', 'fallbacks'} of the Terra
+    region of the training loop; its counts are None when no region was reported there."""
+    line = training_loop_line(script)
+    found = {"line": line, "iterations_traced": None, "iterations_coexecuted": None, "fallbacks": None}
+    path = os.path.realpath(script)
+    for region in (stats or {}).get("regions", []):
+        same_file = os.path.realpath(str(region.get("file", ""))) == path
+        if same_file and region.get("line") == line:
+            found.update({k: region.get(k) for k in ("iterations_traced", "iterations_coexecuted", "fallbacks")})
+    return found
+
+
+def judge_coexecution(stats, stderr_path):
     """A Terra run that never co-executed an iteration is eager in disguise: not a Terra result."""
     coexecuted = (stats or {}).get("iterations_coexecuted") or 0
     if coexecuted > 0:
         return True, None
+    if stats:  # the engine ran but never got past tracing
+        counts = ", ".join(f"{k} {stats.get(k)}" for k in ("iterations_traced", "fallbacks", "fetches"))
+        return False, {"class": "NoCoexecution", "message": f"iterations_coexecuted is 0 in TERRA_STATS ({counts})"}
     with open(stderr_path, errors="replace") as f:
         said = [line.strip() for line in f if "terra" in line.lower() and line.strip()]
     why = said[-1][:400] if said else "(nothing on stderr)"
-    what = "no TERRA_STATS file written" if stats is None else f"iterations_coexecuted is {coexecuted} in TERRA_STATS"
+    what = "no TERRA_STATS file written" if stats is None else "TERRA_STATS is empty"
     return False, {"class": "NoCoexecution", "message": f"{what}; stderr: {why}"}
 
 

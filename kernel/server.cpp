@@ -41,7 +41,18 @@ void kernel_server::send_shell_impl(xeus::xmessage msg) { p_inner->send_shell(st
 
 void kernel_server::send_control_impl(xeus::xmessage msg) { p_inner->send_control(std::move(msg)); }
 
-void kernel_server::send_stdin_impl(xeus::xmessage msg) { p_inner->send_stdin(std::move(msg)); }
+void kernel_server::send_stdin_impl(xeus::xmessage msg) {
+  // xeus 2.4 names input_request's `password` field `pwd`; front ends read `password`.
+  if (msg.content().contains("pwd") && !msg.content().contains("password")) {
+    nl::json content = msg.content();
+    content["password"] = content["pwd"];
+    xeus::xmessage fixed(msg.identities(), msg.header(), msg.parent_header(), msg.metadata(),
+                         std::move(content), std::move(msg).buffers());
+    p_inner->send_stdin(std::move(fixed));
+    return;
+  }
+  p_inner->send_stdin(std::move(msg));
+}
 
 void kernel_server::publish_impl(xeus::xpub_message msg, xeus::channel c) {
   std::lock_guard<std::mutex> lock(m_publish_mutex);

@@ -19,7 +19,8 @@ namespace terra::kernel {
 //    thread publish while the main thread runs a cell, and ZMQ sockets are not
 //    thread-safe;
 //  - an interrupt_request seen on the control channel calls the interrupt callback
-//    before xeus answers it (xeus itself only replies).
+//    before xeus answers it (xeus itself only replies);
+//  - input_request carries the protocol's `password` field (xeus 2.4 sends `pwd`).
 class kernel_server : public xeus::xserver {
  public:
   explicit kernel_server(std::unique_ptr<xeus::xserver> inner);

@@ -25,7 +25,7 @@ import types
 import warnings
 from importlib.machinery import SourceFileLoader
 
-from terra import _engine_api, loops, regions
+from terra import _engine_api, config, loops, regions
 
 USAGE = "usage: python -m terra run SCRIPT [ARGS...]"
 
@@ -34,19 +34,6 @@ class _Exit:
     """What the at-exit step must do (set once the script ended)."""
 
     interrupted = False
-
-
-def _env(name: str) -> str | None:
-    """A TERRA_* knob: from terra.config when it exists, else the environment."""
-    try:
-        from terra import config  # noqa: PLC0415
-    except ImportError:
-        return os.environ.get(name) or None
-    getter = getattr(config, "get", None)
-    if callable(getter):
-        value = getter(name)
-        return None if value in (None, "") else str(value)
-    return os.environ.get(name) or None
 
 
 def write_stats(path: str) -> None:
@@ -92,6 +79,7 @@ def _main_module(path: str) -> types.ModuleType:
     module.__spec__ = None
     module.__loader__ = SourceFileLoader("__main__", path)
     module.__builtins__ = builtins
+    module.__annotations__ = {}  # CPython's initial __main__ has it
     return module
 
 
@@ -103,12 +91,9 @@ def _without_own_frames(tb: types.TracebackType | None, script: str):
 
 
 def _configure_engine() -> None:
-    engine = _engine_api.get()
-    if engine is None:
+    """The engine reads TERRA_DISABLE itself (terra.config); without one, say so once."""
+    if _engine_api.get() is None:
         _engine_api.warn_unavailable()
-        return
-    if _env("TERRA_DISABLE") in ("1", "true", "yes", "on"):
-        engine.set_enabled(False)
 
 
 def run(script: str, args: list[str]) -> int:
@@ -125,12 +110,12 @@ def run(script: str, args: list[str]) -> int:
                                 display_file=os.path.basename(path))
     regions.install()
     _configure_engine()
-    atexit.register(_at_exit, _env("TERRA_STATS"))
+    atexit.register(_at_exit, config.get("TERRA_STATS") or None)
 
     module = _main_module(path)
     sys.modules["__main__"] = module
     sys.argv[:] = [script, *args]
-    sys.path[0] = os.path.dirname(path)
+    sys.path[0] = os.path.dirname(os.path.realpath(path))  # symlinks resolved, as CPython does
     try:
         exec(code, module.__dict__)
     except SystemExit:

@@ -234,6 +234,14 @@ std::string describe_identity(const graph::OpIdentity& identity) {
     text << meta.dtype << "[";
     for (std::size_t d = 0; d < meta.sizes.size(); ++d) text << (d ? "," : "") << meta.sizes[d];
     text << "]";
+    const graph::InputRef& ref = identity.inputs()[i].ref;
+    if (const auto* out = std::get_if<graph::NodeOutput>(&ref)) {
+      text << " of step " << out->step;
+    } else if (const auto* state = std::get_if<graph::State>(&ref)) {
+      text << " state " << state->id;
+    } else if (const auto* feed = std::get_if<graph::Feed>(&ref)) {
+      text << " feed " << feed->index;
+    }
   }
   text << ")";
   return text.str();
@@ -279,6 +287,10 @@ void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet key
   }
   if (runner.failed()) sync();  // a runner error surfaces at the next op
   const OpInfo& info = op_info(op);
+  if (info.passthrough) {
+    run_eagerly(op, keys, stack);
+    return;
+  }
   CallView call;
   if (!build_call(info, *stack, *it, &call)) {
     // Unsupported tensors or arguments: eager after a sync, unrecorded (outputs become feeds).
@@ -303,11 +315,19 @@ graph::InputRef Engine::Impl::input_ref(const at::Tensor& tensor, Iteration& it)
   auto found = it.values.find(impl);
   if (found != it.values.end()) return found->second.ref;
   graph::InputRef ref;
+  if (tensor.has_storage()) {
+    auto by_storage = it.storages.find(tensor.storage().unsafeGetStorageImpl());
+    if (by_storage != it.storages.end()) {
+      ref = by_storage->second.output;
+      it.values.emplace(impl, ValueEntry{ref, TensorImplRef(tensor.getIntrusivePtr())});
+      return ref;
+    }
+  }
   auto known = it.region->known.find(impl);
   if (known != it.region->known.end() && !known->second.expired()) {
-    ref = graph::State{it.next_state++};
+    ref = graph::State{it.next_external++};
   } else {
-    ref = graph::Feed{it.next_feed++};
+    ref = graph::Feed{it.next_external++};
     if (it.mode == IterationMode::kCoexecuting) it.region->counters.feeds++;
   }
   it.values.emplace(impl, ValueEntry{ref, TensorImplRef(tensor.getIntrusivePtr())});
@@ -374,9 +394,15 @@ void Engine::Impl::register_outputs(const torch::jit::Stack& stack, std::uint32_
   std::uint32_t index = 0;
   for (const at::Tensor& out : returned_tensors(stack)) {
     if (out.defined()) {
-      it.values.insert_or_assign(
-          out.unsafeGetTensorImpl(),
-          ValueEntry{graph::NodeOutput{step, index}, TensorImplRef(out.getIntrusivePtr())});
+      const graph::NodeOutput output{step, index};
+      it.values.insert_or_assign(out.unsafeGetTensorImpl(),
+                                 ValueEntry{output, TensorImplRef(out.getIntrusivePtr())});
+      if (out.has_storage()) {
+        c10::StorageImpl* storage = out.storage().unsafeGetStorageImpl();
+        it.storages.insert_or_assign(
+            storage, StorageEntry{output, c10::weak_intrusive_ptr<c10::StorageImpl>(
+                                              out.storage().getWeakStorageImpl())});
+      }
     }
     ++index;
   }
@@ -766,6 +792,22 @@ void Engine::sync() {
 }
 
 bool Engine::pending() const { return impl_->runner.pending(); }
+
+void Engine::fetch() {
+  if (!impl_->runner.pending()) return;
+  if (Region* region = impl_->find_region(impl_->last_region)) region->counters.fetches++;
+  sync();
+}
+
+bool Engine::pause_interception() {
+  const bool was_on = intercepting();
+  if (was_on) set_intercepting(false);
+  return was_on;
+}
+
+void Engine::resume_interception(bool was_on) {
+  if (was_on) set_intercepting(true);
+}
 
 void Engine::set_enabled(bool enabled) {
   impl_->sync();

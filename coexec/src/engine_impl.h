@@ -68,6 +68,11 @@ struct ValueEntry {
   TensorImplRef keep;  // keeps the address unique for the iteration
 };
 
+struct StorageEntry {
+  graph::NodeOutput output;
+  c10::weak_intrusive_ptr<c10::StorageImpl> keep;  // keeps the address unique
+};
+
 struct Iteration {
   Region* region = nullptr;
   IterationMode mode = IterationMode::kInactive;
@@ -75,8 +80,12 @@ struct Iteration {
   graph::NodeId fallback_from = graph::kRootId;
   std::uint32_t step = 0;  // step of the next op
   std::unordered_map<c10::TensorImpl*, ValueEntry> values;
-  std::int64_t next_state = 0;
-  std::int64_t next_feed = 0;
+  // Outputs by storage: autograd hands saved outputs back as shallow copies (new TensorImpl,
+  // same storage), which are still that node's output.
+  std::unordered_map<c10::StorageImpl*, StorageEntry> storages;
+  // Ordinal of the next tensor from outside the iteration (State or Feed): one counter, so
+  // that one input changing kind does not renumber the others.
+  std::int64_t next_external = 0;
   std::chrono::steady_clock::time_point start;
 };
 

@@ -123,6 +123,9 @@ OpInfo compute_op_info(const c10::OperatorHandle& op, std::int64_t key) {
       info.returns_supported = false;
     }
   }
+  bool returns_tensors = false;
+  for (const auto& ret : schema.returns()) returns_tensors |= mentions_tensor(ret.type());
+  info.passthrough = !info.has_tensor_args && !returns_tensors;
   // A Tensor[] return is sized by the run, so only a lone one is supported.
   bool has_list_return = false;
   for (const auto& ret : schema.returns()) has_list_return |= is_tensor_list_type(ret.type());

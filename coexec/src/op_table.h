@@ -34,6 +34,9 @@ struct OpInfo {
   std::size_t num_arguments = 0;
   std::size_t num_returns = 0;
   bool returns_supported = true;  // every return is a Tensor or a Tensor[]
+  // Neither takes nor returns tensors (profiler ranges, ...): cannot touch tensor memory, so
+  // it runs at once, unrecorded and without a sync.
+  bool passthrough = false;
 };
 
 // The OpInfo of `op` (cached; first call per operator reads the schema). Main thread only.

@@ -95,6 +95,31 @@ IdentityMatch OpIdentity::compare(const OpIdentity& record) const {
   return result;
 }
 
+std::string OpIdentity::tensor_slot_problem() const {
+  std::vector<int> uses(inputs_.size(), 0);
+  std::string problem;
+  auto use = [&](std::int64_t index) {
+    if (index < 0 || static_cast<std::size_t>(index) >= uses.size()) {
+      if (problem.empty()) problem = "tensor arg refers to input " + std::to_string(index);
+      return;
+    }
+    ++uses[static_cast<std::size_t>(index)];
+  };
+  for (const Arg& arg : args_) {
+    if (arg.is<TensorArg>()) use(arg.as<TensorArg>().input);
+    if (arg.is<TensorListArg>()) {
+      for (std::int32_t index : arg.as<TensorListArg>().inputs) {
+        if (index != TensorListArg::kNoTensor) use(index);
+      }
+    }
+  }
+  if (!problem.empty()) return problem;
+  for (std::size_t i = 0; i < uses.size(); ++i) {
+    if (uses[i] != 1) return "input " + std::to_string(i) + " is not named by exactly one arg";
+  }
+  return "";
+}
+
 void OpIdentity::generalise_arg(std::size_t index) {
   // An int/double and a ScalarFeed of its kind hash alike, so hash_ stays valid.
   args_[index] = ScalarFeed{args_[index].scalar_kind()};

@@ -1,7 +1,9 @@
 #include "terra/graph/trace_graph.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
+#include <variant>
 
 #include "terra/graph/verify.h"
 
@@ -35,6 +37,39 @@ std::int32_t accepting_child(const std::deque<Node>& nodes, const Node& from,
   return -1;
 }
 
+// Throws VerifyError, before the graph changes, when a record of `trace` (whose first record
+// sits at `first_step`, after the nodes `prefix`) refers to a step that is not before it, to
+// an output its producer does not have, or does not name each input by one tensor slot.
+void check_trace(const TraceGraph& graph, const std::vector<NodeId>& prefix, std::size_t first_step,
+                 const Trace& trace) {
+  auto outputs_at = [&](std::uint32_t step) -> std::size_t {
+    if (step < first_step) return graph.node(prefix[step]).outputs.size();
+    return trace.records[step - first_step].outputs.size();
+  };
+  for (std::size_t i = 0; i < trace.records.size(); ++i) {
+    const OpIdentity& identity = trace.records[i].identity;
+    const std::size_t step = first_step + i;
+    auto bad = [&](const std::string& what) {
+      throw VerifyError("malformed trace: record at step " + std::to_string(step) + " (" +
+                        identity.op().qualified() + "): " + what);
+    };
+    for (const TensorInput& input : identity.inputs()) {
+      const auto* output = std::get_if<NodeOutput>(&input.ref);
+      if (output == nullptr) continue;
+      if (output->step >= step) bad("input refers to step " + std::to_string(output->step));
+      if (output->output >= outputs_at(output->step)) {
+        bad("input refers to missing output " + std::to_string(output->output) + " of step " +
+            std::to_string(output->step));
+      }
+    }
+    for (const Arg& arg : identity.args()) {
+      if (arg.is<ScalarFeed>()) bad("a record holds a ScalarFeed (only nodes do)");
+    }
+    std::string problem = identity.tensor_slot_problem();
+    if (!problem.empty()) bad(problem);
+  }
+}
+
 }  // namespace
 
 TraceGraph::TraceGraph() = default;
@@ -51,8 +86,9 @@ MergeResult TraceGraph::merge_from(NodeId from, const Trace& rest, const MergeOp
 MergeResult TraceGraph::merge_records(NodeId start, std::size_t first_step, const Trace& trace,
                                       const MergeOptions& options) {
   MergeResult result;
-  register_inputs(trace);
   result.path = path_to(start);
+  check_trace(*this, result.path, first_step, trace);
+  register_inputs(trace);
   result.path.reserve(result.path.size() + trace.records.size());
   NodeId current = start;
   for (std::size_t i = 0; i < trace.records.size(); ++i) {

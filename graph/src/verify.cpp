@@ -100,25 +100,8 @@ void check_input_ref(const TraceGraph& graph, const Node& node, const std::vecto
 
 // Every tensor input is named by exactly one tensor slot of the args.
 void check_tensor_slots(const Node& node) {
-  const std::size_t inputs = node.identity.inputs().size();
-  std::vector<int> uses(inputs, 0);
-  auto use = [&](std::int64_t index) {
-    if (index < 0 || static_cast<std::size_t>(index) >= inputs) {
-      fail(node, "tensor arg refers to input " + std::to_string(index));
-    }
-    ++uses[static_cast<std::size_t>(index)];
-  };
-  for (const Arg& arg : node.identity.args()) {
-    if (arg.is<TensorArg>()) use(arg.as<TensorArg>().input);
-    if (arg.is<TensorListArg>()) {
-      for (std::int32_t index : arg.as<TensorListArg>().inputs) {
-        if (index != TensorListArg::kNoTensor) use(index);
-      }
-    }
-  }
-  for (std::size_t i = 0; i < inputs; ++i) {
-    if (uses[i] != 1) fail(node, "input " + std::to_string(i) + " is not named by exactly one arg");
-  }
+  std::string problem = node.identity.tensor_slot_problem();
+  if (!problem.empty()) fail(node, problem);
 }
 
 void check_outputs(const Node& node) {

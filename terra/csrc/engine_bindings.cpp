@@ -165,6 +165,10 @@ void bind_engine(py::module_& m) {
       .def("abort_iteration", &Engine::abort_iteration)
       .def("sync", &Engine::sync, "Waits until the GraphRunner ran everything confirmed.")
       .def("pending", &Engine::pending)
+      .def("fetch", &Engine::fetch,
+           "Syncs before a read that bypasses the dispatcher; counts a fetch when it waits.")
+      .def("pause_interception", &Engine::pause_interception)
+      .def("resume_interception", &Engine::resume_interception, py::arg("was_on"))
       .def("stats", [](const Engine& e) { return stats_dict(e.stats()); })
       .def(
           "graph_json",

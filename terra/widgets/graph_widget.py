@@ -24,6 +24,7 @@ import anywidget
 import traitlets
 
 from . import svg
+from . import layout as graph_layout
 from .layout import MAX_BOXES, LayoutError, layout_view
 from .view import GraphFormatError, GraphModel
 
@@ -36,6 +37,18 @@ class GraphSourceError(LookupError):
     """The graph could not be obtained (no engine, or no such region)."""
 
 
+def _read_source(source, region):
+    """``source(region)``, with a missing region turned into GraphSourceError."""
+    try:
+        return source(region)
+    except GraphSourceError:
+        raise
+    except (KeyError, LookupError, ValueError) as err:
+        what = f"no region named {region!r}" if region is not None else "no region yet"
+        detail = str(err).strip("'\"")
+        raise GraphSourceError(f"{what} ({detail})" if detail else what) from None
+
+
 def _fetch_graph(region):
     """The graph JSON of ``region`` from the engine (terra.graph)."""
     try:
@@ -45,12 +58,7 @@ def _fetch_graph(region):
     graph_fn = getattr(terra, "graph", None)
     if graph_fn is None:
         raise GraphSourceError("this build of terra has no engine (terra.graph is missing)")
-    try:
-        return graph_fn(region) if region is not None else graph_fn()
-    except (KeyError, LookupError, ValueError) as err:
-        what = f"no region named {region!r}" if region is not None else "no region yet"
-        detail = str(err).strip("'\"")
-        raise GraphSourceError(f"{what} ({detail})" if detail else what) from None
+    return graph_fn(region) if region is not None else graph_fn()
 
 
 class GraphWidget(anywidget.AnyWidget):
@@ -91,7 +99,7 @@ class GraphWidget(anywidget.AnyWidget):
         if self._fixed_graph:
             return False
         try:
-            graph = (self._source or _fetch_graph)(self._region)
+            graph = _read_source(self._source or _fetch_graph, self._region)
         except GraphSourceError as err:
             self._show_error(str(err))
             return True
@@ -175,6 +183,10 @@ class GraphWidget(anywidget.AnyWidget):
     def unfold(self, fold_id: str) -> None:
         """Show each group of a "×N" fold on its own."""
         self._state.unfolded.add(fold_id)
+        if not self._within_budget():
+            self._state.unfolded.discard(fold_id)
+            self.status = f"unfolding would show more than {MAX_BOXES} boxes"
+            return
         self.status = ""
         self._relayout()
 
@@ -194,7 +206,7 @@ class GraphWidget(anywidget.AnyWidget):
         self._relayout(selected="n" + str(ids[pos]))
 
     def _within_budget(self) -> bool:
-        return len(self._model.build_view(self._state)["nodes"]) <= MAX_BOXES
+        return len(self._model.build_view(self._state)["nodes"]) <= graph_layout.MAX_BOXES
 
     # ----- display -----------------------------------------------------------------------
 

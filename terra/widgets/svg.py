@@ -9,8 +9,10 @@ this module is the pure-Python renderer with the same look, used otherwise.
 from __future__ import annotations
 
 import html
+import json
 
-__all__ = ["heat_color", "render_graph_svg", "graph_html", "error_html", "NO_TIME_FILL"]
+__all__ = ["heat_color", "render_graph_svg", "native_graph_svg", "graph_html", "error_html",
+           "NO_TIME_FILL"]
 
 NO_TIME_FILL = "#f4f6f8"
 # YlOrRd, light to dark: per-node time, scaled by log1p(time) / log1p(max time).
@@ -146,9 +148,22 @@ def render_graph_svg(view: dict) -> str:
     return "".join(out)
 
 
+def native_graph_svg(view: dict) -> str | None:
+    """The C++ renderer's SVG (terra._C.visualizer.render_svg), or None if not built."""
+    from .layout import _native  # noqa: PLC0415 (layout imports nothing from here)
+
+    native = _native()
+    if native is None or not hasattr(native, "render_svg"):
+        return None
+    try:
+        return native.render_svg(json.dumps(view))
+    except (ValueError, RuntimeError):
+        return None
+
+
 def graph_html(view: dict, title: str) -> str:
     """The text/html part of a graph bundle: a title line and the static SVG."""
-    svg = render_graph_svg(view)
+    svg = native_graph_svg(view) or render_graph_svg(view)
     shown = len(view.get("nodes", []))
     return (f'<div class="terra-graph-static"><div style="font:13px sans-serif;margin:4px 0">'
             f'<b>{_esc(title)}</b> — {view.get("total_nodes", shown)} nodes '

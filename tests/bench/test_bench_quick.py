@@ -2,7 +2,8 @@
 
 The central test runs every program eagerly and under `python -m terra run` and
 demands Terra's stdout (loss curve included) to equal eager's exactly, and that
-Terra really co-executed (TERRA_STATS: iterations_coexecuted > 0): a silent
+Terra really co-executed (TERRA_STATS: iterations_coexecuted > 0, and > 0 in the
+region of the program's training loop, not only in some inner loop): a silent
 fallback to eager fails.
 """
 
@@ -48,6 +49,8 @@ def test_terra_equals_eager_on_every_program(tmp_path):
             problems.append(f"{program}: terra differs from eager: {terra['correctness']}")
         if not (terra["terra"] or {}).get("iterations_coexecuted"):
             problems.append(f"{program}: terra did not co-execute: {terra['terra']}")
+        elif not terra["training_loop_coexecuted"]:
+            problems.append(f"{program}: terra did not co-execute the training loop: {terra['terra_training_loop']}")
     assert not problems, "\n".join(problems)
 
 

@@ -44,22 +44,28 @@ at::Tensor train_step(Model& m, const at::Tensor& x, const at::Tensor& y) {
   return loss.detach();
 }
 
+// The engine with a fresh state (TERRA_DEBUG=n prints its diagnostics while debugging tests).
+Engine& fresh_engine() {
+  Engine& engine = Engine::instance();
+  engine.reset();
+  auto config = engine.config();
+  config.debug = std::getenv("TERRA_DEBUG") ? std::atoi(std::getenv("TERRA_DEBUG")) : 0;
+  engine.configure(config);
+  return engine;
+}
+
 std::set<std::string> graph_ops(const std::string& json) {
   std::set<std::string> ops;
-  for (const auto& node : nlohmann::json::parse(json)["nodes"]) {
+  const nlohmann::json document = nlohmann::json::parse(json);
+  for (const auto& node : document["nodes"]) {
     ops.insert(node["op"].get<std::string>());
   }
   return ops;
 }
 
 TEST(Interception, SeesForwardBackwardAndFactoryOps) {
-  Engine& engine = Engine::instance();
-  engine.reset();
-  if (std::getenv("TERRA_DEBUG")) {
-    auto config = engine.config();
-    config.debug = std::atoi(std::getenv("TERRA_DEBUG"));
-    engine.configure(config);
-  }
+  Engine& engine = fresh_engine();
+
   Model model = make_model();
   at::Tensor x = at::randn({4, 8});
   at::Tensor y = at::randn({4, 1});
@@ -81,8 +87,7 @@ TEST(Interception, SeesForwardBackwardAndFactoryOps) {
 }
 
 TEST(Interception, OutsideIterationsNothingIsRecorded) {
-  Engine& engine = Engine::instance();
-  engine.reset();
+  Engine& engine = fresh_engine();
   const int region = engine.region("test:outside", "outside", "test.cpp", 2);
   at::Tensor a = at::randn({3});
   at::Tensor b = a + 1;  // not inside an iteration
@@ -102,8 +107,7 @@ TEST(CoExecution, TrainingLoopIsBitwiseEqualToEager) {
   std::vector<at::Tensor> eager_losses;
   for (int i = 0; i < kIterations; ++i) eager_losses.push_back(train_step(eager, x, y));
 
-  Engine& engine = Engine::instance();
-  engine.reset();
+  Engine& engine = fresh_engine();
   Model terra = make_model();
   const int region = engine.region("test:train", "train", "test.cpp", 3);
   std::vector<at::Tensor> terra_losses;
@@ -124,8 +128,7 @@ TEST(CoExecution, TrainingLoopIsBitwiseEqualToEager) {
 }
 
 TEST(CoExecution, RunnerErrorSurfacesAtSync) {
-  Engine& engine = Engine::instance();
-  engine.reset();
+  Engine& engine = fresh_engine();
   const int region = engine.region("test:error", "error", "test.cpp", 4);
   at::Tensor table = at::randn({4, 3});
   // The index is made outside the iteration (a feed): its values only matter on the runner.
@@ -133,17 +136,20 @@ TEST(CoExecution, RunnerErrorSurfacesAtSync) {
   const at::Tensor good = at::full({2}, 1, at::kLong);
   const at::Tensor bad = at::full({2}, 7, at::kLong);
   for (int i = 0; i < 4; ++i) {
+    at::Tensor index = good.clone();
     engine.begin_iteration(region);
-    step(good.clone());
+    step(index);
     engine.end_iteration();
   }
   ASSERT_EQ(engine.phase(region), terra::coexec::Phase::kCoexecuting);
+  at::Tensor index = bad.clone();
   engine.begin_iteration(region);
-  step(bad.clone());  // out of range: fails on the runner
+  step(index);  // out of range: fails on the runner
   EXPECT_ANY_THROW(engine.sync());
   engine.abort_iteration();
+  index = good.clone();
   engine.begin_iteration(region);
-  at::Tensor ok = step(good.clone());
+  at::Tensor ok = step(index);
   engine.end_iteration();
   engine.sync();
   EXPECT_TRUE(ok.equal(at::index_select(table * 2, 0, good)));

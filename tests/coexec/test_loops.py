@@ -88,6 +88,9 @@ class FakeEngine:
     def sync(self):
         pass
 
+    def reset(self):
+        self.events.append(("reset",))
+
     def set_module_path(self, path):
         if self.current is not None:
             self.module_paths.append(path)
@@ -329,35 +332,24 @@ def status_of(fake, line_substring):
     return site.status
 
 
-TRAINING = """
-def forward(step):
-    for layer in range(3):                 # line 3: each layer uses other weights
-        op(f"linear{layer}")
-        op("relu")
-
-def main():
-    for epoch in range(3):                 # line 8: the epoch loop
-        for step in range(6):              # line 9: the step loop
-            forward(step)
-            op("backward")
-            if epoch == 0 and step == 0:
-                op("momentum-init")
-            op("sgd")
-        op("eval")
-    return True
-"""
-
-
-def test_policy_picks_the_step_loop(fake):
+def test_nested_loop_that_never_repeats_is_rejected(fake):
+    source = textwrap.dedent("""
+        import itertools
+        counter = itertools.count()
+        def main():
+            for step in range(12):                 # line 5
+                for i in range(3):                 # line 6: never repeats
+                    op(f"unique{next(counter)}")
+                op("update")
+    """)
     namespace = {"op": fake.op}
-    exec(loops.compile_marked(TRAINING, "train.py", display_file="train.py"), namespace)
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
     namespace["main"]()
-    assert status_of(fake, ":3") is regions.Status.TRANSPARENT
-    assert status_of(fake, ":9") is regions.Status.REGION
-    assert status_of(fake, ":8") is regions.Status.CONTAINER
-    step_key = next(s.region_key for s in fake.policy.sites.values() if s.name.endswith(":9"))
-    ends = [e for e in fake.events if e == ("end", step_key)]
-    assert len(ends) >= 12  # most of the 18 steps ran as iterations of the step region
+    inner = next(s for s in fake.policy.sites.values() if s.name.endswith(":6"))
+    outer = next(s for s in fake.policy.sites.values() if s.name.endswith(":5"))
+    assert inner.status is regions.Status.TRANSPARENT
+    assert inner.misses == regions.RegionPolicy.PROBE_MISSES
+    assert outer.traced > 0, "the enclosing loop never became the candidate"
     assert fake.current is None
 
 
@@ -482,6 +474,15 @@ def test_ipython_extension_marks_cells_and_makes_cell_regions(fake, capsys):
         shell.run_cell("%terra on")
         assert fake.enabled
         assert "fake: no fallback" in capsys.readouterr().out
+        shell.run_cell(cell)
+        shell.run_cell("%terra bench 2")
+        shell.run_cell("%terra graph")
+        out = capsys.readouterr().out
+        assert "speedup" in out and "no graph yet" in out
+        status = shell.run_cell("%terra status")
+        assert status.success
+        shell.run_cell("%terra reset")
+        assert fake.events[-1] == ("reset",) and not fake.policy.sites
     finally:
         ipython.unload_ipython_extension(shell)
         InteractiveShell.clear_instance()
@@ -490,19 +491,20 @@ def test_ipython_extension_marks_cells_and_makes_cell_regions(fake, capsys):
 def test_outermost_loop_gets_a_longer_probe_budget(fake):
     source = textwrap.dedent("""
         def main():
-            for step in range(20):            # line 3: eight shapes, then repeats
-                op(f"shape{step % 8}")
+            for step in range(40):            # line 3: twenty shapes, then repeats
+                op(f"shape{step % 20}")
                 op("update")
     """)
     namespace = {"op": fake.op}
     exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
     namespace["main"]()
     assert status_of(fake, ":3") is regions.Status.REGION
-    assert regions.RegionPolicy.PROBE_MISSES < 7 < regions.RegionPolicy.PROBE_MISSES_OUTERMOST
+    assert regions.RegionPolicy.PROBE_MISSES < 19 < regions.RegionPolicy.PROBE_MISSES_OUTERMOST
 
 
-def test_loop_inside_module_forward_is_transparent(fake):
-    torch = pytest.importorskip("torch")
+def test_policy_picks_the_step_loop(fake):
+    """Layers loop in forward: transparent; step loop: the region; epoch loop: container."""
+    pytest.importorskip("torch")
     source = textwrap.dedent("""
         import torch
         class Stack(torch.nn.Module):
@@ -516,14 +518,22 @@ def test_loop_inside_module_forward_is_transparent(fake):
                 return x
         def main():
             model = Stack()
-            for step in range(6):                          # line 14
-                model(torch.ones(1))
-                op("backward")
+            for epoch in range(3):                         # line 14
+                for step in range(6):                      # line 15
+                    model(torch.ones(1))
+                    op("backward")
+                    if epoch == 0 and step == 0:
+                        op("momentum-init")
+                    op("sgd")
     """)
     namespace = {"op": fake.op}
     exec(loops.compile_marked(source, "m.py", display_file="m.py"), namespace)
     namespace["main"]()
     assert status_of(fake, ":8") is regions.Status.TRANSPARENT
-    assert status_of(fake, ":14") is regions.Status.REGION
+    assert status_of(fake, ":15") is regions.Status.REGION
+    assert status_of(fake, ":14") is regions.Status.CONTAINER
     assert "nn.Module forward" in next(s.reason for s in fake.policy.sites.values()
                                        if s.name.endswith(":8"))
+    step_key = next(s.key for s in fake.policy.sites.values() if s.name.endswith(":15"))
+    assert len([e for e in fake.events if e == ("end", step_key)]) >= 15
+    assert fake.current is None

@@ -58,6 +58,10 @@ def main():
         raise KeyboardInterrupt
 
 
+for _k in range(2):
+    pass
+print("globals", sorted(globals()))
+
 if __name__ == "__main__":
     main()
 '''

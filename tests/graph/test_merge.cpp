@@ -336,3 +336,78 @@ TEST(Merge, NodesStayPutWhileTheGraphGrows) {
 
 }  // namespace
 }  // namespace terra::graph
+
+namespace terra::graph {
+namespace {
+
+TEST(Merge, WalkVisitsEveryNodeOnceWithItsPath) {
+  TraceGraph graph;
+  graph.merge(testing::training_step());
+  graph.merge(testing::training_step(testing::with_tanh()));
+  graph.merge(testing::training_step(testing::with_batch(3)));
+  graph.verify();
+  std::vector<int> visits(graph.size(), 0);
+  graph.walk([&](const Node& node, const std::vector<NodeId>& path) {
+    ++visits[node.id];
+    EXPECT_EQ(path, graph.path_to(node.id));
+    for (std::uint32_t step = 0; step < path.size(); ++step) {
+      EXPECT_EQ(path[step], graph.ancestor_at(node.id, step));
+    }
+  });
+  EXPECT_EQ(visits, std::vector<int>(graph.size(), 1));
+}
+
+}  // namespace
+}  // namespace terra::graph
+
+namespace terra::graph {
+namespace {
+
+// Expects merge(trace) to throw VerifyError naming `expected`, leaving `graph` unchanged.
+void expect_trace_rejected(TraceGraph& graph, const Trace& trace, const std::string& expected) {
+  const std::string before = print(graph);
+  try {
+    graph.merge(trace);
+    ADD_FAILURE() << "merge accepted a malformed trace (" << expected << ")";
+  } catch (const VerifyError& error) {
+    EXPECT_NE(std::string(error.what()).find(expected), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(print(graph), before);
+  graph.verify();
+}
+
+TEST(Merge, MalformedTracesAreRejectedBeforeTheGraphChanges) {
+  TraceGraph graph;
+  graph.merge(testing::training_step());
+  auto with_record = [](std::size_t step, auto change) {
+    Trace trace = testing::training_step(testing::with_tanh());
+    OpIdentity& identity = trace.records[step].identity;
+    std::vector<Arg> args = identity.args();
+    std::vector<TensorInput> inputs = identity.inputs();
+    change(args, inputs);
+    identity = OpIdentity(identity.op(), args, inputs, identity.context());
+    return trace;
+  };
+  expect_trace_rejected(graph,
+                        with_record(2,
+                                    [](auto&, auto& inputs) {
+                                      inputs[0].ref = NodeOutput{2, 0};
+                                    }),
+                        "input refers to step 2");
+  expect_trace_rejected(graph,
+                        with_record(2,
+                                    [](auto&, auto& inputs) {
+                                      inputs[0].ref = NodeOutput{1, 1};
+                                    }),
+                        "missing output 1 of step 1");
+  expect_trace_rejected(graph, with_record(0, [](auto& args, auto&) { args.pop_back(); }),
+                        "input 1 is not named by exactly one arg");
+  expect_trace_rejected(
+      graph,
+      with_record(3, [](auto& args, auto&) { args[1] = Arg(ScalarFeed{ScalarKind::kDouble}); }),
+      "ScalarFeed");
+  EXPECT_EQ(graph.feeds().size(), 1u);
+}
+
+}  // namespace
+}  // namespace terra::graph

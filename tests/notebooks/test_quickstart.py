@@ -165,8 +165,8 @@ def record_stats(notebook, kernel, runner, notebook_artifacts):
     """Saves the `terra-stats` cell's text (Terra's stats, or why there are none) and
     the cells' run times (informative only: nothing here judges speed)."""
     text = stats_text(notebook)
-    try:
-        stats = json.loads(text)
+    try:  # the cell prints a summary line, then the totals as a JSON object
+        stats, _ = json.JSONDecoder().raw_decode(text[text.index("{"):])
     except ValueError:
         stats = None
     record = {

@@ -47,6 +47,13 @@ class Engine {
   void sync();
   // True when the GraphRunner still has confirmed work (cheap; used by Python hooks).
   bool pending() const;
+  // A read that bypasses the dispatcher (numpy(), repr...) is about to happen: syncs when work
+  // is pending and counts a fetch of the most recently active region.
+  void fetch();
+  // Suspends interception on the calling thread (the engine's own Python-side work, e.g.
+  // formatting a tensor after a fetch); returns whether it was on, for resume_interception.
+  bool pause_interception();
+  void resume_interception(bool was_on);
 
   void set_enabled(bool enabled);
   bool is_enabled() const;

@@ -95,6 +95,10 @@ class OpIdentity {
   // Full classification of `record` against this identity as pattern (slower than accepts).
   IdentityMatch compare(const OpIdentity& record) const;
 
+  // "" when the tensor slots of args() (TensorArg, TensorListArg) name each input exactly
+  // once and in range; otherwise what is wrong, for error messages.
+  std::string tensor_slot_problem() const;
+
   // Turns argument `index` (an int/double scalar) into a ScalarFeed of its kind. The hash is
   // unchanged by construction. Precondition: args()[index].may_generalise().
   void generalise_arg(std::size_t index);

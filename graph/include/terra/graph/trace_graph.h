@@ -72,6 +72,8 @@ class TraceGraph {
 
   // Walks `trace` from the root, following or opening nodes, and counts the iteration along
   // its path. Registers the trace's states/feeds/constants (and any referenced by inputs).
+  // Throws VerifyError, leaving the graph unchanged, for a malformed trace (a NodeOutput
+  // that is not an earlier step's output, tensor slots not naming each input once).
   MergeResult merge(const Trace& trace, const MergeOptions& options = {});
   // Same as merge() for an iteration whose records up to and including node `from` were
   // matched by a Cursor (co-execution) and whose records from step from.step+1 on are in

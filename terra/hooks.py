@@ -1,0 +1,94 @@
+"""Thin Python hooks on the paths that read tensor memory without the dispatcher.
+
+In co-execution a tensor Python holds may be a placeholder whose memory the GraphRunner
+has not written yet (DESIGN §3 "fetch"). Ops that read values wait inside the engine; the
+paths below bypass the dispatcher, so each gets a wrapper that fetches first: Tensor.numpy,
+tolist, __array__, __dlpack__, __repr__, __format__, data_ptr, untyped_storage, storage,
+__reduce_ex__ / __deepcopy__ (pickling, torch.save, copy.deepcopy), torch.save, and the RNG
+state functions (torch.manual_seed, get/set_rng_state, ...), which must see the RNG stream
+after every random op already issued. Explicit torch.Generator methods cannot be wrapped
+(a C type): call terra.sync() before reading a Generator's state in a co-executed loop.
+
+The originals stay reachable (`torch._C.TensorBase.data_ptr`), which tests use to show
+what a read that missed its fetch would see (TERRA_DEBUG_POISON=1).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+# Tensor methods that read memory directly, wrapped on torch.Tensor.
+TENSOR_METHODS = (
+    "numpy", "tolist", "__array__", "__dlpack__", "__repr__", "__format__", "data_ptr",
+    "untyped_storage", "storage", "_typed_storage", "__reduce_ex__", "__deepcopy__",
+)
+# Methods that format: their internals issue ops, which are not the program's own.
+FORMATTING = frozenset({"__repr__", "__format__"})
+# Module-level functions: (module, name).
+FUNCTIONS = (
+    (torch, "save"), (torch.serialization, "save"),
+    (torch, "manual_seed"), (torch.random, "manual_seed"),
+    (torch, "seed"), (torch.random, "seed"),
+    (torch, "initial_seed"), (torch.random, "initial_seed"),
+    (torch, "get_rng_state"), (torch.random, "get_rng_state"),
+    (torch, "set_rng_state"), (torch.random, "set_rng_state"),
+    (torch.utils.dlpack, "to_dlpack"),
+)
+CUDA_FUNCTIONS = (
+    "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all",
+    "get_rng_state", "set_rng_state", "get_rng_state_all", "set_rng_state_all",
+)
+
+
+class HookState:
+    """What was installed (the module's one piece of state)."""
+
+    installed: list[tuple[object, str, object]] = []
+
+
+def _fetching(original, engine, *, pause: bool):
+    """`original`, preceded by a fetch (and with interception paused when `pause`)."""
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        if engine.pending():
+            engine.fetch()
+        if not pause:
+            return original(*args, **kwargs)
+        was_on = engine.pause_interception()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            engine.resume_interception(was_on)
+
+    wrapper.__terra_original__ = original
+    return wrapper
+
+
+def _install(owner, name: str, engine, *, pause: bool = False) -> None:
+    original = getattr(owner, name, None)
+    if original is None or hasattr(original, "__terra_original__"):
+        return
+    setattr(owner, name, _fetching(original, engine, pause=pause))
+    HookState.installed.append((owner, name, original))
+
+
+def install(engine) -> None:
+    """Wraps every bypassing path with a fetch from `engine` (idempotent)."""
+    if HookState.installed:
+        return
+    for name in TENSOR_METHODS:
+        _install(torch.Tensor, name, engine, pause=name in FORMATTING)
+    for module, name in FUNCTIONS:
+        _install(module, name, engine, pause=name == "save")
+    for name in CUDA_FUNCTIONS:
+        _install(torch.cuda, name, engine)
+
+
+def uninstall() -> None:
+    """Restores every wrapped function (tests)."""
+    for owner, name, original in reversed(HookState.installed):
+        setattr(owner, name, original)
+    HookState.installed.clear()
