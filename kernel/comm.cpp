@@ -16,7 +16,8 @@ namespace {
 // start and deliberately never destroyed (Python is not finalised at exit).
 py::object* g_router = nullptr;
 
-void route(const char* event, const std::string& key, py::object payload, const xeus::xmessage& msg) {
+void route(const char* event, const std::string& key, py::object payload,
+           const xeus::xmessage& msg) {
   interpreter::instance().run_user_callback([&] {
     if (g_router == nullptr) return;
     (*g_router)(event, key, payload, message_to_python(msg));
@@ -42,7 +43,7 @@ class native_comm {
  public:
   native_comm(const std::string& target_name, const std::string& comm_id)
       : m_comm(std::make_unique<xeus::xcomm>(ensure_target(target_name),
-                                              xeus::xguid(comm_id.c_str()))) {
+                                             xeus::xguid(comm_id.c_str()))) {
     install_handlers();
   }
   explicit native_comm(xeus::xcomm&& comm)
@@ -81,8 +82,7 @@ void bind_comm(py::module_& m) {
       .def_property_readonly("comm_id", &native_comm::comm_id)
       .def("open", &native_comm::open, py::arg("data"), py::arg("metadata"), py::arg("buffers"))
       .def("send", &native_comm::send, py::arg("data"), py::arg("metadata"), py::arg("buffers"))
-      .def("close", &native_comm::close, py::arg("data"), py::arg("metadata"),
-           py::arg("buffers"));
+      .def("close", &native_comm::close, py::arg("data"), py::arg("metadata"), py::arg("buffers"));
 
   m.def(
       "set_comm_router",
@@ -95,16 +95,16 @@ void bind_comm(py::module_& m) {
   m.def(
       "register_target",
       [](const std::string& target_name) {
-        comm_manager().register_comm_target(target_name, [target_name](xeus::xcomm&& comm,
-                                                                        xeus::xmessage msg) {
-          auto opened = std::make_shared<xeus::xcomm>(std::move(comm));
-          interpreter::instance().run_user_callback([&] {
-            if (g_router == nullptr) return;
-            py::object handle = py::cast(new native_comm(std::move(*opened)),
-                                         py::return_value_policy::take_ownership);
-            (*g_router)("open", target_name, handle, message_to_python(msg));
-          });
-        });
+        comm_manager().register_comm_target(
+            target_name, [target_name](xeus::xcomm&& comm, xeus::xmessage msg) {
+              auto opened = std::make_shared<xeus::xcomm>(std::move(comm));
+              interpreter::instance().run_user_callback([&] {
+                if (g_router == nullptr) return;
+                py::object handle = py::cast(new native_comm(std::move(*opened)),
+                                             py::return_value_policy::take_ownership);
+                (*g_router)("open", target_name, handle, message_to_python(msg));
+              });
+            });
       },
       "Route comm_open requests for `target_name` to the router.");
   m.def(

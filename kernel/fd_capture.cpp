@@ -225,7 +225,7 @@ void fd_capture::hold_limit(stream_state& s) {
 void fd_capture::publish_pending(stream_state& s) {
   if (s.dropped_bytes > 0) {
     s.pending.insert(0, "[terra-kernel: " + std::to_string(s.dropped_bytes) +
-                           " bytes of output written between cells were dropped]\n");
+                            " bytes of output written between cells were dropped]\n");
     s.dropped_bytes = 0;
   }
   while (!s.pending.empty()) {
@@ -235,7 +235,8 @@ void fd_capture::publish_pending(stream_state& s) {
     try {
       m_publish(s.name, text);
     } catch (const std::exception& e) {
-      const std::string line = std::string("terra-kernel: cannot publish output: ") + e.what() + "\n";
+      const std::string line =
+          std::string("terra-kernel: cannot publish output: ") + e.what() + "\n";
       write_all(m_log_fd, line.data(), line.size());
     }
   }

@@ -17,22 +17,17 @@ class shell_history_manager : public xeus::xhistory_manager {
     return query("tail", {{"n", n}, {"raw", raw}, {"output", output}});
   }
 
-  nl::json get_range_impl(int session, int start, int stop, bool raw,
-                          bool output) const override {
-    return query("range", {{"session", session},
-                           {"start", start},
-                           {"stop", stop},
-                           {"raw", raw},
-                           {"output", output}});
+  nl::json get_range_impl(int session, int start, int stop, bool raw, bool output) const override {
+    return query(
+        "range",
+        {{"session", session}, {"start", start}, {"stop", stop}, {"raw", raw}, {"output", output}});
   }
 
   nl::json search_impl(const std::string& pattern, bool raw, bool output, int n,
                        bool unique) const override {
-    return query("search", {{"pattern", pattern},
-                            {"raw", raw},
-                            {"output", output},
-                            {"n", n},
-                            {"unique", unique}});
+    return query(
+        "search",
+        {{"pattern", pattern}, {"raw", raw}, {"output", output}, {"n", n}, {"unique", unique}});
   }
 
   static nl::json query(const std::string& method, const nl::json& args) {

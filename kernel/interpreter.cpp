@@ -93,9 +93,8 @@ nl::json interpreter::execute_request_impl(int execution_counter, const std::str
     py::object result;
     {
       interrupt::executing_scope running;
-      result = m_shell.attr("kernel_execute")(code, silent, store_history,
-                                              from_json(user_expressions), allow_stdin,
-                                              execution_counter);
+      result = m_shell.attr("kernel_execute")(
+          code, silent, store_history, from_json(user_expressions), allow_stdin, execution_counter);
     }
     return status_ok(to_json(result));
   } catch (py::error_already_set& error) {
@@ -140,9 +139,8 @@ nl::json interpreter::complete_request_impl(const std::string& code, int cursor_
 nl::json interpreter::inspect_request_impl(const std::string& code, int cursor_pos,
                                            int detail_level) {
   output_window window(m_output);
-  return call_shell(
-      [&] { return m_shell.attr("kernel_inspect")(code, cursor_pos, detail_level); },
-      xeus::create_inspect_reply(false));
+  return call_shell([&] { return m_shell.attr("kernel_inspect")(code, cursor_pos, detail_level); },
+                    xeus::create_inspect_reply(false));
 }
 
 nl::json interpreter::is_complete_request_impl(const std::string& code) {
@@ -184,8 +182,8 @@ void interpreter::run_user_callback(const std::function<void()>& body) {
 nl::json interpreter::history(const std::string& method, const nl::json& args) {
   nl::json fallback;
   fallback["history"] = nl::json::array();
-  return call_shell(
-      [&] { return m_shell.attr("kernel_history")(method, from_json(args)); }, fallback);
+  return call_shell([&] { return m_shell.attr("kernel_history")(method, from_json(args)); },
+                    fallback);
 }
 
 void interpreter::shutdown_python() {

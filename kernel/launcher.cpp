@@ -1,7 +1,6 @@
 #include "kernel/launcher.hpp"
 
 #include <pybind11/embed.h>
-
 #include <unistd.h>
 
 #include <atomic>
@@ -87,11 +86,11 @@ int launch(int argc, char* argv[]) {
     interp->set_shutdown_callback([] { std::atexit(on_exit); });
     xeus::register_interpreter(interp.get());
 
-    auto* kernel = new xeus::xkernel(config, xeus::get_user_name(),
-                                     xeus::make_context<zmq::context_t>(), std::move(interp),
-                                     make_kernel_server, make_shell_history_manager(),
-                                     /*logger=*/nullptr, xeus::make_null_debugger,
-                                     nl::json::object(), nl::json::error_handler_t::replace);
+    auto* kernel =
+        new xeus::xkernel(config, xeus::get_user_name(), xeus::make_context<zmq::context_t>(),
+                          std::move(interp), make_kernel_server, make_shell_history_manager(),
+                          /*logger=*/nullptr, xeus::make_null_debugger, nl::json::object(),
+                          nl::json::error_handler_t::replace);
     static_cast<kernel_server&>(kernel->get_server())
         .set_interrupt_callback(interrupt::interrupt_main_thread);
 

@@ -36,8 +36,8 @@ nl::json to_json(const py::handle& obj) {
   if (PyDict_Check(obj.ptr())) {
     nl::json result = nl::json::object();
     for (auto item : py::reinterpret_borrow<py::dict>(obj)) {
-      std::string key = PyUnicode_Check(item.first.ptr()) ? to_utf8(item.first)
-                                                          : to_utf8(py::str(item.first));
+      std::string key =
+          PyUnicode_Check(item.first.ptr()) ? to_utf8(item.first) : to_utf8(py::str(item.first));
       result[key] = to_json(item.second);
     }
     return result;

@@ -7,9 +7,12 @@
 namespace terra::kernel {
 
 kernel_server::kernel_server(std::unique_ptr<xeus::xserver> inner) : p_inner(std::move(inner)) {
-  p_inner->register_shell_listener([this](xeus::xmessage m) { notify_shell_listener(std::move(m)); });
-  p_inner->register_control_listener([this](xeus::xmessage m) { on_control_message(std::move(m)); });
-  p_inner->register_stdin_listener([this](xeus::xmessage m) { notify_stdin_listener(std::move(m)); });
+  p_inner->register_shell_listener(
+      [this](xeus::xmessage m) { notify_shell_listener(std::move(m)); });
+  p_inner->register_control_listener(
+      [this](xeus::xmessage m) { on_control_message(std::move(m)); });
+  p_inner->register_stdin_listener(
+      [this](xeus::xmessage m) { notify_stdin_listener(std::move(m)); });
   p_inner->register_internal_listener(
       [this](nl::json m) { return notify_internal_listener(std::move(m)); });
 }

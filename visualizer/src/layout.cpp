@@ -3,8 +3,8 @@
 
 #include <graphviz/gvc.h>
 
+#include <cmath>
 #include <cstdio>
-#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -63,26 +63,53 @@ void declare_attributes(Agraph_t* g) {
   agattr(g, AGEDGE, mut("arrowhead"), mut("none"));
 }
 
-// Creates the clusters (parents before children) and returns id -> subgraph.
-std::unordered_map<std::string, Agraph_t*> build_clusters(Agraph_t* root, const View& view) {
-  std::unordered_map<std::string, const ViewCluster*> by_id;
-  for (const auto& c : view.clusters) by_id[c.id] = &c;
-  std::unordered_map<std::string, Agraph_t*> made;
-  // Depth-first so that a parent exists before its child, whatever the input order.
-  std::function<Agraph_t*(const std::string&)> make = [&](const std::string& id) -> Agraph_t* {
-    if (id.empty()) return root;
-    if (auto it = made.find(id); it != made.end()) return it->second;
-    auto found = by_id.find(id);
-    if (found == by_id.end()) throw FormatError("unknown cluster '" + id + "'");
-    Agraph_t* parent = make(found->second->parent);
-    Agraph_t* sub = agsubg(parent, mut("cluster_" + id), 1);
-    agset(sub, mut("margin"), mut(kClusterMargin));
-    made[id] = sub;
-    return sub;
-  };
-  for (const auto& c : view.clusters) make(c.id);
-  return made;
-}
+// Creates clusters and nodes in the order terra/widgets/layout.py writes DOT text (a
+// parent's nodes, then its clusters, depth first), so both backends give one layout.
+class GraphBuilder {
+ public:
+  GraphBuilder(Agraph_t* root, const View& view) : root_(root) {
+    for (const auto& n : view.nodes) nodes_by_parent_[n.parent].push_back(&n);
+    for (const auto& c : view.clusters) clusters_by_parent_[c.parent].push_back(&c);
+  }
+
+  // Builds everything under the root; throws FormatError for a node in an unknown cluster.
+  void build() {
+    emit("", root_);
+    for (const auto& [parent, list] : nodes_by_parent_) {
+      if (!parent.empty() && !clusters.count(parent)) {
+        throw FormatError("node '" + list.front()->id + "' names unknown cluster '" + parent +
+                          "'");
+      }
+    }
+  }
+
+  std::unordered_map<std::string, Agnode_t*> nodes;
+  std::unordered_map<std::string, Agraph_t*> clusters;
+
+ private:
+  void emit(const std::string& parent, Agraph_t* owner) {
+    if (auto it = nodes_by_parent_.find(parent); it != nodes_by_parent_.end()) {
+      for (const ViewNode* n : it->second) {
+        Agnode_t* node = agnode(owner, mut(n->id), 1);
+        agset(node, mut("width"), mut(inches(n->w)));
+        agset(node, mut("height"), mut(inches(n->h)));
+        nodes[n->id] = node;
+      }
+    }
+    if (auto it = clusters_by_parent_.find(parent); it != clusters_by_parent_.end()) {
+      for (const ViewCluster* c : it->second) {
+        Agraph_t* sub = agsubg(owner, mut("cluster_" + c->id), 1);
+        agset(sub, mut("margin"), mut(kClusterMargin));
+        clusters[c->id] = sub;
+        emit(c->id, sub);
+      }
+    }
+  }
+
+  Agraph_t* root_;
+  std::unordered_map<std::string, std::vector<const ViewNode*>> nodes_by_parent_;
+  std::unordered_map<std::string, std::vector<const ViewCluster*>> clusters_by_parent_;
+};
 
 std::vector<Point> edge_points(Agedge_t* e, double height) {
   std::vector<Point> points;
@@ -105,21 +132,10 @@ Layout layout_view(const View& view) {
   handle.graph = agopen(mut("terra"), Agdirected, nullptr);
   Agraph_t* g = handle.graph;
   declare_attributes(g);
-  auto clusters = build_clusters(g, view);
-
-  std::unordered_map<std::string, Agnode_t*> nodes;
-  for (const auto& n : view.nodes) {
-    Agraph_t* owner = g;
-    if (!n.parent.empty()) {
-      auto it = clusters.find(n.parent);
-      if (it == clusters.end()) throw FormatError("node '" + n.id + "' names unknown cluster");
-      owner = it->second;
-    }
-    Agnode_t* node = agnode(owner, mut(n.id), 1);
-    agset(node, mut("width"), mut(inches(n.w)));
-    agset(node, mut("height"), mut(inches(n.h)));
-    nodes[n.id] = node;
-  }
+  GraphBuilder builder(g, view);
+  builder.build();
+  const auto& nodes = builder.nodes;
+  const auto& clusters = builder.clusters;
   std::vector<Agedge_t*> edges;
   edges.reserve(view.edges.size());
   for (std::size_t i = 0; i < view.edges.size(); ++i) {
@@ -151,20 +167,29 @@ Layout layout_view(const View& view) {
   return layout;
 }
 
+namespace {
+
+// Two decimals are plenty for px and keep the JSON sent to the browser small.
+double round2(double v) { return std::round(v * 100.0) / 100.0; }
+
+}  // namespace
+
 nlohmann::json layout_to_json(const Layout& layout) {
   nlohmann::json out;
   out["width"] = layout.width;
   out["height"] = layout.height;
   out["nodes"] = nlohmann::json::object();
-  for (const auto& [id, p] : layout.nodes) out["nodes"][id] = {p.x, p.y};
+  for (const auto& [id, p] : layout.nodes) out["nodes"][id] = {round2(p.x), round2(p.y)};
   out["edges"] = nlohmann::json::array();
   for (const auto& pts : layout.edges) {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& p : pts) list.push_back({p.x, p.y});
+    for (const auto& p : pts) list.push_back({round2(p.x), round2(p.y)});
     out["edges"].push_back(std::move(list));
   }
   out["clusters"] = nlohmann::json::object();
-  for (const auto& [id, b] : layout.clusters) out["clusters"][id] = {b.x, b.y, b.w, b.h};
+  for (const auto& [id, b] : layout.clusters) {
+    out["clusters"][id] = {round2(b.x), round2(b.y), round2(b.w), round2(b.h)};
+  }
   return out;
 }
 

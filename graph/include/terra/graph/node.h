@@ -1,4 +1,6 @@
 // Node: one op of a TraceGraph, shared by every merged iteration whose prefix reaches it.
+// Written only by TraceGraph (merge, mark_fetch, add_time) and Cursor (last_taken, counts at
+// finish); a GraphRunner thread may read identity/outputs while a Cursor matches.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +26,10 @@ struct Node {
   std::vector<OutputInfo> outputs;
   SourceLocation source;
   std::string module_path;
-  OpFlags flags;              // OR of the merged records' flags (is_fetch: fetched at least once)
-  bool outputs_vary = false;  // equal identities gave different output metadata (data-dependent)
+  OpFlags flags;  // OR of the merged records' flags (is_fetch: fetched at least once)
+  // Equal identities gave different output metadata (data-dependent shapes): `outputs` holds
+  // the first seen, and co-execution must compute this node's real outputs before using them.
+  bool outputs_vary = false;
 
   std::vector<NodeId> children;      // prefix-tree successors, in creation order
   std::vector<std::uint64_t> taken;  // taken[i]: iterations that went on to children[i]

@@ -1,0 +1,130 @@
+"""Training loops under Terra are bitwise equal to eager and really co-execute."""
+
+import pytest
+import torch
+
+import terra
+from engine_programs import (adam_scheduler_loop, bitwise_equal, eager_iteration, fresh_engine,
+                             mlp, region_stats, sgd_momentum_loop, terra_iteration, batches,
+                             parameters_of)
+
+
+@pytest.mark.timeout(120)
+def test_sgd_momentum_mlp_is_bitwise_equal_and_coexecuted():
+    eager_losses, eager_params = sgd_momentum_loop(eager_iteration)
+    fresh_engine()
+    terra_losses, terra_params = sgd_momentum_loop(terra_iteration)
+
+    assert terra_losses == eager_losses
+    assert bitwise_equal(terra_params, eager_params)
+    stats = region_stats("sgd")
+    assert stats["iterations_coexecuted"] >= 15, stats
+    assert stats["fallbacks"] == 0, terra.explain()
+    assert stats["iterations_traced"] + stats["iterations_coexecuted"] == 20
+
+
+@pytest.mark.timeout(120)
+def test_adam_with_lr_scheduler_does_not_branch_every_iteration():
+    eager_losses, eager_params = adam_scheduler_loop(eager_iteration)
+    fresh_engine()
+    terra_losses, terra_params = adam_scheduler_loop(terra_iteration)
+
+    assert terra_losses == eager_losses
+    assert bitwise_equal(terra_params, eager_params)
+    stats = region_stats("adam")
+    assert stats["iterations_coexecuted"] >= 20, stats
+    assert stats["graph_branches"] <= 3, stats
+    assert stats["fallbacks"] <= 2, terra.explain()
+
+
+OUTLIERS = (12, 20)  # batches whose loss is far above the threshold
+
+
+def _diverging_loop(iteration, threshold=50.0):
+    """`if loss.item() > threshold` takes another path on the outlier batches only."""
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    data = batches(30)
+    for index in OUTLIERS:
+        data[index] = (data[index][0], data[index][1] * 100.0)
+    losses, taken = [], []
+    for x, y in data:
+        with iteration("diverge"):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            if loss.item() > threshold:
+                (loss * 0.001).backward()  # a path the graph has not seen before step 12
+                taken.append(True)
+            else:
+                loss.backward()
+                taken.append(False)
+            optimizer.step()
+            losses.append(loss.detach())
+    return [loss.item() for loss in losses], parameters_of(model), taken
+
+
+@pytest.mark.timeout(120)
+def test_divergence_mid_iteration_falls_back_then_coexecutes_again():
+    eager_losses, eager_params, taken = _diverging_loop(eager_iteration)
+    assert [i for i, t in enumerate(taken) if t] == list(OUTLIERS)
+    fresh_engine()
+    terra_losses, terra_params, terra_taken = _diverging_loop(terra_iteration)
+
+    assert terra_taken == taken
+    assert terra_losses == eager_losses
+    assert bitwise_equal(terra_params, eager_params)
+    stats = region_stats("diverge")
+    # Step 12 diverges (fallback, new branch); step 20 takes the known branch.
+    assert stats["fallbacks"] == 1, terra.explain()
+    assert stats["fetches"] >= 20, stats  # loss.item() in every co-executed iteration
+    assert stats["graph_branches"] >= 1, stats
+    assert stats["iterations_coexecuted"] >= 24, stats
+    assert "fallback" in terra.explain() and "aten::" in terra.explain()
+
+
+class _Boom(Exception):
+    pass
+
+
+def _loop_with_exception(iteration, fail_at):
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    caught = 0
+    for step, (x, y) in enumerate(batches(15)):
+        try:
+            with iteration("exception"):
+                optimizer.zero_grad()
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                loss.backward()
+                if step == fail_at:
+                    raise _Boom()  # after backward, before the update
+                optimizer.step()
+        except _Boom:
+            caught += 1
+    return parameters_of(model), caught
+
+
+@pytest.mark.timeout(120)
+def test_exception_mid_iteration_leaves_parameters_as_eager():
+    eager_params, _ = _loop_with_exception(eager_iteration, fail_at=9)
+    fresh_engine()
+    terra_params, caught = _loop_with_exception(terra_iteration, fail_at=9)
+
+    assert caught == 1
+    assert bitwise_equal(terra_params, eager_params)
+    stats = region_stats("exception")
+    assert stats["iterations_aborted"] == 1
+    assert stats["iterations_coexecuted"] >= 8, stats
+    # Gradients left by the aborted iteration are there, as in eager.
+
+
+def test_disable_runs_eagerly():
+    fresh_engine()
+    terra.disable()
+    try:
+        losses, _ = sgd_momentum_loop(terra_iteration, steps=5)
+        assert region_stats("sgd")["iterations_coexecuted"] == 0
+    finally:
+        terra.enable()
+    eager_losses, _ = sgd_momentum_loop(eager_iteration, steps=5)
+    assert losses == eager_losses
