@@ -323,8 +323,11 @@ graph::InputRef Engine::Impl::input_ref(const at::Tensor& tensor, Iteration& it)
       return ref;
     }
   }
-  auto known = it.region->known.find(impl);
-  if (known != it.region->known.end() && !known->second.expired()) {
+  // A leaf that requires grad (a parameter) is State; any other tensor from outside the
+  // iteration is a Feed. The rule reads only the tensor, never the history, so that the same
+  // program point classifies alike in every iteration (a batch reused from an earlier
+  // iteration stays a feed).
+  if (tensor.requires_grad() && tensor.is_leaf()) {
     ref = graph::State{it.next_external++};
   } else {
     ref = graph::Feed{it.next_external++};
@@ -613,15 +616,6 @@ void Engine::Impl::begin_iteration(int region_id) {
   set_intercepting(true);
 }
 
-void Engine::Impl::remember_live_tensors(Region& region, Iteration& it) {
-  for (auto entry = region.known.begin(); entry != region.known.end();) {
-    entry = entry->second.expired() ? region.known.erase(entry) : std::next(entry);
-  }
-  for (auto& [impl, value] : it.values) {
-    if (!value.keep.expired()) region.known.emplace(impl, std::move(value.keep));
-  }
-}
-
 void Engine::Impl::end_iteration() {
   if (nested > 0) {
     --nested;
@@ -675,7 +669,6 @@ void Engine::Impl::end_iteration() {
     region.phase = Phase::kDisabled;
     debug(1, "region " + region.name + " disabled: graph too large");
   }
-  remember_live_tensors(region, it);
   region.counters.time_python_s += std::chrono::duration<double>(Clock::now() - it.start).count();
   if (!runner.pending()) set_intercepting(false);
 }

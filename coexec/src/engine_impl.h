@@ -55,9 +55,6 @@ struct Region {
   bool last_repeated = false;
   Counters counters;
   std::vector<NodeRuntime> runtime;  // by node id
-  // Tensors seen in earlier iterations and maybe still alive: inputs from them are State.
-  // Weak references keep their addresses from being reused while listed.
-  std::unordered_map<c10::TensorImpl*, TensorImplRef> known;
 };
 
 enum class IterationMode { kInactive, kTracing, kCoexecuting, kFallenBack };
@@ -139,7 +136,6 @@ struct Engine::Impl {
   void run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                    torch::jit::Stack* stack);
   const NodeRuntime& node_runtime(Region& region, const graph::Node& node);
-  void remember_live_tensors(Region& region, Iteration& it);
   void debug(int level, const std::string& message) const;
 };
 
