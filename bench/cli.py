@@ -107,8 +107,7 @@ def rereport(out_dir):
             record["stdout"] = f.read()
         if record["system"] == "terra":
             record["training_loop"] = runner.training_loop_region(scripts[record["program"]], record["terra_stats"])
-            if record["runs"] or (record["error"] or {}).get("class") == "NoCoexecution":
-                record["runs"], record["error"] = runner.judge_coexecution(record["terra_stats"], record["stderr_file"])
+        record["runs"], record["error"] = runner.judge(record, record["iters"], record["stderr_file"])
     summary = analysis.summarize(records, meta["programs"], meta["systems"])
     paths = report.write_all(out_dir, meta, records, summary)
     print(f"bench: rewrote {', '.join(paths.values())}")

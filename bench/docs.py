@@ -39,7 +39,7 @@ def results_section(results_dir):
         "![speedup over eager](benchmarks/speedup.svg)",
         "",
     ]
-    body = report.markdown(meta, summary).split("\n", 2)[2]  # drop the page title
+    body = report.markdown(meta, summary).split("\n\n", 2)[2]  # drop the title and the settings line
     lines.append(body.replace("## Details", "### Details").replace("## Definitions", "### Definitions"))
     lines.append(END)
     return "\n".join(lines)

@@ -76,6 +76,11 @@ def markdown(meta, summary):
         )
         + " |"
     )
+    out += ["", "Warm-up: seconds until steady state (preparation and compilation included), and iterations.", ""]
+    out.append("| program | " + " | ".join(systems) + " |")
+    out.append("|---|" + "---|" * len(systems))
+    for program in programs:
+        out.append(f"| {program} | " + " | ".join(_warmup_text(lookup.get((program, s))) for s in systems) + " |")
     out += ["", "## Details", ""]
     out.append(
         "| program | system | runs | correct | steady ms (median) | speedup | warm-up iters | warm-up s "
@@ -98,6 +103,14 @@ def markdown(meta, summary):
         "- Peak RSS: ru_maxrss of the program's process (os.wait4).",
     ]
     return "\n".join(out) + "\n"
+
+
+def _warmup_text(row):
+    if row is None:
+        return "—"
+    if not row["runs"]:
+        return "fails"
+    return f"{row['warmup_s']:.1f} s ({row['warmup_iters']:.0f} it)"
 
 
 def _detail_line(r):

@@ -19,6 +19,7 @@ import time
 from bench.registry import REPO_ROOT
 
 ITER_LINE = re.compile(r"^iter (\d+) loss (\S+)")
+TRACEBACK_END = re.compile(r"^([A-Za-z_][\w.]*)(?::\s*(.*))?$")
 EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure)\w*)(?::\s*(.*))?$")
 
 
@@ -75,7 +76,7 @@ def run_program(program, script, system, rep, iters, threads, timeout_s, log_dir
     record["terra_stats"] = _read_json(stats_file) if system == "terra" else None
     if system == "terra":
         record["training_loop"] = training_loop_region(script, record["terra_stats"])
-    record["runs"], record["error"] = _judge(record, iters, stderr_path)
+    record["runs"], record["error"] = judge(record, iters, stderr_path)
     return record
 
 
@@ -116,7 +117,7 @@ def _loss_curve(stdout):
     return curve
 
 
-def _judge(record, iters, stderr_path):
+def judge(record, iters, stderr_path):
     """(runs, error) where error is None or {'class', 'message'}."""
     if record["timed_out"]:
         return False, {"class": "Timeout", "message": f"no result within the time limit ({record['wall_s']:.0f} s)"}
@@ -168,9 +169,13 @@ def judge_coexecution(stats, stderr_path):
 
 
 def _error_from_stderr(stderr_path, returncode):
-    """The last exception line of a Python traceback, else the last line, else the status."""
+    """The exception line that ends the last Python traceback, else the last line that
+    looks like one, else the last line, else the exit status."""
     with open(stderr_path, errors="replace") as f:
         lines = [line.rstrip() for line in f if line.strip()]
+    raised = _traceback_exception(lines)
+    if raised:
+        return raised
     for line in reversed(lines):
         if ": No module named " in line:  # the interpreter's own message for `python -m missing`
             return {"class": "ModuleNotFoundError", "message": line.split(": ", 1)[1][:500]}
@@ -181,6 +186,21 @@ def _error_from_stderr(stderr_path, returncode):
         return {"class": "Signal", "message": signal.Signals(-returncode).name}
     message = lines[-1][:500] if lines else "(no output on stderr)"
     return {"class": f"ExitStatus{returncode}", "message": message}
+
+
+def _traceback_exception(lines):
+    """{'class', 'message'} from the first unindented line after the last traceback header."""
+    headers = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")]
+    if not headers:
+        return None
+    for line in lines[headers[-1] + 1 :]:
+        if line[:1].isspace():
+            continue  # frames and source lines
+        match = TRACEBACK_END.match(line)
+        if match:
+            return {"class": match.group(1), "message": (match.group(2) or "").strip()[:500]}
+        return None
+    return None
 
 
 def _read_json(path):

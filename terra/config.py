@@ -93,7 +93,8 @@ def table() -> str:
         default = knob.default
         if knob.kind is bool:
             default = "1" if default else "0"
-        lines.append(f"| `{knob.name}` | `{default}` | {knob.help} |")
+        shown = f"`{default}`" if default != "" else "(unset)"
+        lines.append(f"| `{knob.name}` | {shown} | {knob.help} |")
     return "\n".join(lines)
 
 

@@ -177,7 +177,7 @@ graph::OutputInfo describe_output(const at::Tensor& out, const std::vector<at::T
 
 OutputSpec decode_output(const graph::OutputInfo& info) {
   OutputSpec spec;
-  spec.alias = info.alias;
+  spec.same_as_input = info.alias == graph::AliasKind::kSame;
   spec.input = info.input;
   if (info.meta.dtype == kUndefinedDtype) {
     spec.undefined = true;
@@ -388,7 +388,8 @@ bool Engine::Impl::build_call(const OpInfo& info, const torch::jit::Stack& stack
     }
   }
   call->identity =
-      graph::OpIdentity(info.name, std::move(args), call->tensor_inputs, identity_context(info));
+      graph::OpIdentity(info.name, std::move(args), std::move(call->tensor_inputs),
+                        identity_context(info));
   return true;
 }
 
@@ -462,9 +463,10 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
 const NodeRuntime& Engine::Impl::node_runtime(Region& region, const graph::Node& node) {
   if (region.runtime.size() <= node.id) region.runtime.resize(region.graph.size());
   NodeRuntime& runtime = region.runtime[node.id];
-  if (!runtime.decoded) {
-    for (const auto& out : node.outputs) runtime.outputs.push_back(decode_output(out));
-    runtime.decoded = true;
+  if (!runtime.outputs) {
+    auto outputs = std::make_shared<std::vector<OutputSpec>>();
+    for (const auto& out : node.outputs) outputs->push_back(decode_output(out));
+    runtime.outputs = std::move(outputs);
   }
   return runtime;
 }
@@ -503,24 +505,25 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
                             torch::jit::Stack* stack, CallView& call) {
   Iteration& it = *iteration;
   const NodeRuntime& runtime = node_runtime(*it.region, node);
+  const std::vector<OutputSpec>& specs = *runtime.outputs;
   std::vector<at::Tensor> outputs;
-  std::vector<at::Tensor> placeholders;
-  outputs.reserve(runtime.outputs.size());
-  placeholders.reserve(runtime.outputs.size());
+  std::vector<c10::Storage> storages;
+  outputs.reserve(specs.size());
+  storages.reserve(specs.size());
   std::optional<c10::Device> cuda_device;
   for (const auto& in : call.inputs) {
     if (in.is_cuda()) cuda_device = in.device();
   }
-  for (const OutputSpec& spec : runtime.outputs) {
+  for (const OutputSpec& spec : specs) {
     if (spec.undefined) {
       outputs.emplace_back();
-      placeholders.emplace_back();
-    } else if (spec.alias == graph::AliasKind::kSame) {
+      storages.emplace_back();
+    } else if (spec.same_as_input) {
       outputs.push_back(call.inputs.at(spec.input));
-      placeholders.emplace_back();
+      storages.emplace_back();
     } else {
       outputs.push_back(make_placeholder(spec, config.poison));
-      placeholders.push_back(outputs.back());
+      storages.push_back(outputs.back().storage());
       if (spec.device.is_cuda()) cuda_device = spec.device;
     }
   }
@@ -531,7 +534,8 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   item.arguments.assign(std::make_move_iterator(stack->end() - n),
                         std::make_move_iterator(stack->end()));
   stack->erase(stack->end() - n, stack->end());
-  item.placeholders = std::move(placeholders);
+  item.specs = runtime.outputs;
+  item.storages = std::move(storages);
   if (cuda_device) {
     item.stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(*cuda_device);
   }

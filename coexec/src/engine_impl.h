@@ -24,23 +24,10 @@ namespace terra::coexec {
 
 using TensorImplRef = c10::weak_intrusive_ptr<c10::TensorImpl>;
 
-// What a placeholder of one output looks like, decoded once per node from its OutputInfo.
-struct OutputSpec {
-  bool undefined = false;  // the op returned an undefined tensor here
-  graph::AliasKind alias = graph::AliasKind::kFresh;
-  std::int32_t input = -1;
-  std::vector<std::int64_t> sizes, strides;
-  std::int64_t storage_offset = 0;
-  std::size_t nbytes = 0;
-  caffe2::TypeMeta dtype;
-  c10::Device device{c10::DeviceType::CPU};
-  c10::DispatchKeySet keys;
-};
-
 // Runtime side table of a node (identity lives in the graph, STYLE.md §4).
 struct NodeRuntime {
-  bool decoded = false;
-  std::vector<OutputSpec> outputs;
+  // Shared with queued work items, which outlive a resize of the side table.
+  std::shared_ptr<const std::vector<OutputSpec>> outputs;
 };
 
 struct Region {
@@ -90,7 +77,7 @@ struct Iteration {
 struct CallView {
   graph::OpIdentity identity;
   std::vector<at::Tensor> inputs;
-  std::vector<graph::TensorInput> tensor_inputs;
+  std::vector<graph::TensorInput> tensor_inputs;  // moved into `identity` once built
   bool bool_index = false;  // a boolean/byte mask among the inputs of aten::index
 };
 

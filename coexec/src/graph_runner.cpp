@@ -13,18 +13,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool same_layout(const at::Tensor& a, const at::Tensor& b) {
-  return a.sizes().equals(b.sizes()) && a.strides().equals(b.strides()) &&
-         a.storage_offset() == b.storage_offset() && a.dtype() == b.dtype() &&
-         a.device() == b.device();
+bool same_layout(const OutputSpec& spec, const at::Tensor& result) {
+  return result.sizes().equals(spec.sizes) && result.strides().equals(spec.strides) &&
+         result.storage_offset() == spec.storage_offset && result.dtype() == spec.dtype &&
+         result.device() == spec.device;
 }
 
 // The result's memory can become the placeholder's when nobody else can see the result.
-bool can_steal(const at::Tensor& placeholder, const at::Tensor& result) {
-  if (!same_layout(placeholder, result)) return false;
+bool can_steal(const c10::Storage& target, const OutputSpec& spec, const at::Tensor& result) {
+  if (!same_layout(spec, result)) return false;
   if (result.use_count() != 1 || !result.has_storage()) return false;
   const c10::Storage& storage = result.storage();
-  return storage.use_count() == 1 && storage.nbytes() == placeholder.storage().nbytes();
+  return storage.use_count() == 1 && storage.nbytes() == target.nbytes();
 }
 
 // The flattened tensors of the op's returns, left on the stack by redispatchBoxed.
@@ -43,27 +43,28 @@ std::vector<at::Tensor> take_results(torch::jit::Stack& stack) {
 
 }  // namespace
 
-void fill_placeholder(const at::Tensor& placeholder, at::Tensor result) {
-  if (placeholder.unsafeGetTensorImpl() == result.unsafeGetTensorImpl()) return;
-  c10::StorageImpl* target = placeholder.storage().unsafeGetStorageImpl();
-  if (result.storage().unsafeGetStorageImpl() == target) return;
-  if (can_steal(placeholder, result)) {
+void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Tensor result) {
+  c10::StorageImpl* impl = target.unsafeGetStorageImpl();
+  if (result.storage().unsafeGetStorageImpl() == impl) return;
+  if (can_steal(target, spec, result)) {
     c10::StorageImpl* source = result.storage().unsafeGetStorageImpl();
-    target->set_data_ptr_noswap(source->set_data_ptr(c10::DataPtr(nullptr, result.device())));
+    impl->set_data_ptr_noswap(source->set_data_ptr(c10::DataPtr(nullptr, result.device())));
     return;
   }
-  TORCH_CHECK(placeholder.sizes().equals(result.sizes()) && placeholder.dtype() == result.dtype(),
+  TORCH_CHECK(result.sizes().equals(spec.sizes) && result.dtype() == spec.dtype,
               "terra: the GraphRunner produced ", result.sizes(), " ", result.dtype(),
-              " where the graph promised ", placeholder.sizes(), " ", placeholder.dtype());
-  if (target->data() == nullptr && target->nbytes() > 0) {
-    target->set_data_ptr_noswap(target->allocator()->allocate(target->nbytes()));
+              " where the graph promised ", c10::IntArrayRef(spec.sizes), " ", spec.dtype);
+  if (impl->data() == nullptr && impl->nbytes() > 0) {
+    impl->set_data_ptr_noswap(impl->allocator()->allocate(impl->nbytes()));
   }
-  // Below autograd: the placeholder is a plain buffer here.
-  const c10::DispatchKeySet dense = c10::DispatchKeySet(placeholder.device().is_cuda()
-                                                            ? c10::DispatchKey::CUDA
-                                                            : c10::DispatchKey::CPU);
-  at::Tensor target_tensor = placeholder;
-  at::_ops::copy_::redispatch(dense, target_tensor, result, false);
+  // A plain tensor over the placeholder's storage, below autograd.
+  at::Tensor view = at::detail::make_tensor<c10::TensorImpl>(c10::Storage(target), spec.keys,
+                                                             spec.dtype);
+  view.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides,
+                                                    spec.storage_offset);
+  const c10::DispatchKeySet dense(spec.device.is_cuda() ? c10::DispatchKey::CUDA
+                                                        : c10::DispatchKey::CPU);
+  at::_ops::copy_::redispatch(dense, view, result, false);
 }
 
 // The thread starts in the body, once every member it uses exists.
@@ -199,15 +200,13 @@ void GraphRunner::execute(WorkItem& item) {
   }
   c10::AutogradState::set_tls_state(saved_autograd);
   std::vector<at::Tensor> results = take_results(stack);
-  TORCH_CHECK(results.size() == item.placeholders.size(), "terra: ", item.op.operator_name(),
+  TORCH_CHECK(results.size() == item.storages.size(), "terra: ", item.op.operator_name(),
               " returned ", results.size(), " tensors, the graph promised ",
-              item.placeholders.size());
+              item.storages.size());
   for (std::size_t i = 0; i < results.size(); ++i) {
-    if (item.placeholders[i].defined()) {
-      fill_placeholder(item.placeholders[i], std::move(results[i]));
-    }
+    if (item.storages[i]) fill_placeholder(item.storages[i], (*item.specs)[i], std::move(results[i]));
   }
-  item.placeholders.clear();  // drop the references right after the node (memory)
+  item.storages.clear();  // drop the references right after the node (memory)
 }
 
 }  // namespace terra::coexec

@@ -22,6 +22,19 @@
 
 namespace terra::coexec {
 
+// What a placeholder of one output looks like, decoded once per node from the graph.
+struct OutputSpec {
+  bool undefined = false;  // the op returned an undefined tensor here
+  bool same_as_input = false;  // the output is an input itself (in-place, out=)
+  std::int32_t input = -1;
+  std::vector<std::int64_t> sizes, strides;
+  std::int64_t storage_offset = 0;
+  std::size_t nbytes = 0;
+  caffe2::TypeMeta dtype;
+  c10::Device device{c10::DeviceType::CPU};
+  c10::DispatchKeySet keys;
+};
+
 // One confirmed op: everything needed to run it exactly as eager would have.
 struct WorkItem {
   c10::OperatorHandle op;
@@ -29,9 +42,12 @@ struct WorkItem {
   c10::impl::LocalDispatchKeySet tls_keys;   // thread-local include/exclude of the caller
   c10::AutogradState autograd_state{false, false, false, false};
   std::vector<c10::IValue> arguments;        // the boxed arguments, actual values
-  // One entry per flattened tensor output: the placeholder to fill, or undefined when the
-  // output is an argument itself (in-place / out=) and needs no filling.
-  std::vector<at::Tensor> placeholders;
+  // Per flattened tensor output: the placeholder's storage to fill (undefined when the output
+  // is an argument itself or undefined), described by specs[i]. The runner holds storages,
+  // not the placeholder tensors, so tensor use counts stay as in eager (AccumulateGrad
+  // steals a gradient only when nobody else holds it).
+  std::shared_ptr<const std::vector<OutputSpec>> specs;
+  std::vector<c10::Storage> storages;
   std::optional<c10::Stream> stream;         // the caller's current stream (CUDA)
   int region = -1;
   std::uint32_t node = 0;
@@ -91,9 +107,9 @@ class GraphRunner {
   std::vector<NodeTime> node_times_;
 };
 
-// Moves the memory of `result` (what the op produced on the runner) into `placeholder`
-// (what Python holds): swaps the data pointer when layouts agree and nobody else holds the
-// result, copies otherwise. Throws when the metadata disagree.
-void fill_placeholder(const at::Tensor& placeholder, at::Tensor result);
+// Moves the memory of `result` (what the op produced on the runner) into the placeholder
+// storage `target` described by `spec`: swaps the data pointer when layouts agree and nobody
+// else holds the result, copies otherwise. Throws when the metadata disagree.
+void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Tensor result);
 
 }  // namespace terra::coexec

@@ -19,14 +19,14 @@ _LAZY = {
 }
 
 
-def show_graph(region=None, graph=None, auto_refresh: bool = True):
+def show_graph(region=None, graph=None, auto_refresh: bool = True) -> None:
     """Display the TraceGraph of ``region`` (default: the most recently active one).
 
     See terra.widgets.graph_widget.show_graph; errors become a message in the output.
     """
     from .graph_widget import show_graph as show  # noqa: PLC0415 (lazy import)
 
-    return show(region, graph=graph, auto_refresh=auto_refresh)
+    show(region, graph=graph, auto_refresh=auto_refresh)
 
 
 def __getattr__(name):

@@ -37,20 +37,20 @@ class GraphSourceError(LookupError):
     """The graph could not be obtained (no engine, or no such region)."""
 
 
-def _read_source(source, region):
-    """``source(region)``, with a missing region turned into GraphSourceError."""
-    try:
-        return source(region)
-    except GraphSourceError:
-        raise
-    except (KeyError, LookupError, ValueError) as err:
-        what = f"no region named {region!r}" if region is not None else "no region yet"
-        detail = str(err).strip("'\"")
-        raise GraphSourceError(f"{what} ({detail})" if detail else what) from None
+def _missing_region(region, err) -> GraphSourceError:
+    """The message for a source that could not find ``region``."""
+    what = f"no region named {region!r}" if region is not None else "no region yet"
+    detail = str(err).strip("'\"")
+    return GraphSourceError(f"{what} ({detail})" if detail else what)
 
 
 def _fetch_graph(region):
-    """The graph JSON of ``region`` from the engine (terra.graph)."""
+    """The graph JSON of ``region`` from the engine (terra.graph).
+
+    With ``region`` None, the engine's most recently active region; if that one's graph
+    is empty (typically the region of the cell calling show_graph), the newest region
+    that has nodes. Returns (graph JSON, the region id it came from or ``region``).
+    """
     try:
         import terra  # noqa: PLC0415 (the package may be partially built)
     except ImportError as err:
@@ -58,7 +58,17 @@ def _fetch_graph(region):
     graph_fn = getattr(terra, "graph", None)
     if graph_fn is None:
         raise GraphSourceError("this build of terra has no engine (terra.graph is missing)")
-    return graph_fn(region) if region is not None else graph_fn()
+    if region is not None:
+        return graph_fn(region), region
+    graph = graph_fn()
+    if isinstance(graph, dict) and graph.get("nodes"):
+        return graph, (graph.get("region") or {}).get("id")
+    regions = (getattr(terra, "stats", dict)() or {}).get("regions") or []
+    with_nodes = [r for r in regions if r.get("graph_nodes")]
+    if with_nodes:
+        newest = max(with_nodes, key=lambda r: r.get("id", -1))
+        return graph_fn(newest["id"]), newest["id"]
+    return graph, None
 
 
 class GraphWidget(anywidget.AnyWidget):
@@ -99,14 +109,30 @@ class GraphWidget(anywidget.AnyWidget):
         if self._fixed_graph:
             return False
         try:
-            graph = _read_source(self._source or _fetch_graph, self._region)
+            if self._source is None:
+                graph, resolved = _fetch_graph(self._region)
+            else:
+                graph, resolved = self._source(self._region), self._region
         except GraphSourceError as err:
             self._show_error(str(err))
+            return True
+        except (KeyError, LookupError, ValueError) as err:
+            self._show_error(str(_missing_region(self._region, err)))
+            return True
+        except Exception as err:  # noqa: BLE001 (a broken engine: say so, never raise)
+            self._show_error(f"could not read the graph: {type(err).__name__}: {err}")
             return True
         if isinstance(graph, dict) and not graph:
             self._show_error("no region has run yet: run a loop (or terra.iteration) first")
             return True
+        if resolved is not None:
+            self._region = resolved  # follow this region from now on, not the newest one
         return self.set_graph(graph, keep_state=True)
+
+    @property
+    def region(self):
+        """The region shown (name or id as given, or the id resolved from the engine)."""
+        return self._region
 
     def set_graph(self, graph, keep_state: bool = False) -> bool:
         """Show a new graph JSON; returns whether anything changed."""
@@ -236,12 +262,11 @@ class GraphWidget(anywidget.AnyWidget):
         if self._handle is not None:
             self._handle.update(self)
 
-    def display(self):
+    def display(self) -> None:
         """Display in the current output area (updated in place by ``refresh()``)."""
         from IPython.display import display  # noqa: PLC0415
 
         self._handle = display(self, display_id=True)
-        return self
 
     def auto_refresh(self, enabled: bool = True) -> None:
         """Refresh after every cell run (IPython ``post_run_cell``), or stop doing so."""
@@ -288,16 +313,16 @@ def _graph_version(graph: dict):
             sum(float(n.get("time_us") or 0.0) for n in nodes))
 
 
-def show_graph(region=None, graph=None, auto_refresh: bool = True) -> GraphWidget:
+def show_graph(region=None, graph=None, auto_refresh: bool = True) -> None:
     """Display the TraceGraph of ``region`` (default: the most recently active region).
 
     Pass ``graph`` (graph JSON) to show a given graph instead. Errors (no engine, no such
     region, an empty graph, an unknown JSON format or version) are shown in the output
-    area as a message; nothing is raised. Returns the widget; ``widget.refresh()``
-    re-reads the region, and with ``auto_refresh`` that happens after every cell.
+    area as a message; nothing is raised. With ``auto_refresh`` the view re-reads its
+    region after every cell, so it follows a growing graph. Returns None, so that a call
+    ending a cell is not displayed twice; keep a ``GraphWidget`` for programmatic use.
     """
     widget = GraphWidget(graph=graph, region=region)
     widget.display()
     if graph is None and auto_refresh:
         widget.auto_refresh(True)
-    return widget

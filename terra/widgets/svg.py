@@ -15,6 +15,7 @@ __all__ = ["heat_color", "render_graph_svg", "native_graph_svg", "graph_html", "
            "NO_TIME_FILL"]
 
 NO_TIME_FILL = "#f4f6f8"
+DARK_HEAT = 0.6  # from this heat on, labels are drawn white for contrast
 # YlOrRd, light to dark: per-node time, scaled by log1p(time) / log1p(max time).
 _HEAT_STOPS = [(255, 255, 204), (254, 217, 118), (253, 141, 60), (227, 26, 28), (128, 0, 38)]
 _KIND_STROKE = {"op": "#4a5568", "group": "#2b6cb0", "fold": "#6b46c1", "feed": "#2f855a"}
@@ -65,7 +66,9 @@ def _node_svg(n: dict) -> str:
                      f'rx="{radius}" fill="{heat_color(n.get("heat"))}" stroke="{stroke}" '
                      f'stroke-width="{width}"{dash}/>')
     prefix = "▸ " if kind in ("group", "fold") else ""
-    parts.append(f'<text x="{n["x"]:.1f}" y="{n["y"] + 4:.1f}" text-anchor="middle">'
+    heat = n.get("heat")
+    fill = ' fill="#fff"' if heat is not None and heat >= DARK_HEAT else ""
+    parts.append(f'<text x="{n["x"]:.1f}" y="{n["y"] + 4:.1f}" text-anchor="middle"{fill}>'
                  f'{_esc(prefix + n["label"])}</text>')
     if n.get("branch"):
         parts.append(f'<path d="M{x + w - 7:.1f},{y - 6:.1f} l6,6 l-6,6 l-6,-6 z" '

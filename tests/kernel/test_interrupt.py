@@ -69,6 +69,25 @@ def test_interrupt_during_input_request(kernel):
     assert kernel.run("print('alive')").stream() == "alive\n"
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("how", ["signal", "message"])
+def test_interrupt_lands_after_a_running_torch_op_returns(kernel, how):
+    # The kernel's part only: co-execution is switched off for this loop, because the
+    # engine's abort path can hang on an interrupted iteration (GraphRunner::wait_idle,
+    # reported to the engine's owner); the kernel must not depend on it here.
+    code = (
+        "import torch\ntry:\n    import terra; terra.disable()\nexcept Exception:\n    pass\n"
+        "a = torch.randn(400, 400)\nprint('started', flush=True)\nwhile True:\n    b = a @ a"
+    )
+    result, latency = _interrupt_running_cell(kernel, code, how)
+    assert result.reply["content"]["ename"] == "KeyboardInterrupt"
+    assert latency < 10
+    check = kernel.run(
+        "print(torch.equal(a @ a, b))\ntry:\n    terra.enable()\nexcept Exception:\n    pass"
+    )
+    assert check.stream() == "True\n"
+
+
 @pytest.mark.timeout(60)
 def test_interrupt_keeps_state_of_finished_statements(kernel):
     msg_id = kernel.execute(

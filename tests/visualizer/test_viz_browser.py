@@ -48,8 +48,10 @@ TRAIN_CELL = MODEL_CODE + """for step in range(8):
 """
 
 GRAPH_CELL = """import json, terra
-widget = terra.show_graph()
-g = terra.graph()
+from terra.widgets import GraphWidget
+widget = GraphWidget()
+widget.display()
+g = terra.graph(widget.region)
 hit = next(n for n in g["nodes"] if "relu" in n["op"].lower() or "relu" in n["label"].lower())
 print("terra-expect", json.dumps({"nodes": len(g["nodes"]), "op": hit["op"],
       "source": f"{hit['source']['file']}:{hit['source']['line']}",
@@ -147,7 +149,7 @@ def test_graph_widget_and_speedup_view_in_jupyterlab(lab_page, kernel_display_na
                      if ns.count("/") >= 2 and ns.split("/")[1] == "blocks"})
     fold = widget.locator("g.terra-fold")
     fold.first.wait_for(state="visible")  # identical Block modules folded as one "×N"
-    assert f"×{len(blocks)}" in fold.first.inner_text()
+    assert f"×{len(blocks)}" in fold.first.text_content()
     widget.screenshot(path=str(out_dir / "graph-group-expanded.png"))
 
     # 4. Search by op name: the node is revealed, highlighted, centred; details show source.
@@ -160,6 +162,15 @@ def test_graph_widget_and_speedup_view_in_jupyterlab(lab_page, kernel_display_na
     assert details.locator(".terra-detail-op").inner_text() == expect["op"]
     assert widget.locator("g.terra-node.terra-selected").count() == 1
     assert "match 1 of" in widget.locator(".terra-status").inner_text()
+
+    # A click on another op node opens its details (the tooltip names op and source).
+    other = widget.locator("g.terra-op:not(.terra-selected)").first
+    title = other.locator("title").text_content()
+    other.click()
+    page.wait_for_timeout(200)
+    assert title.startswith(details.locator(".terra-detail-op").inner_text() + " @ ")
+    assert title.endswith(widget.locator(".terra-detail-source").inner_text())
+    assert "terra-selected" in (other.get_attribute("class") or "")
 
     # 5. Pan and zoom change the drawing's transform.
     layer = widget.locator("g.terra-layer")
@@ -179,16 +190,23 @@ def test_graph_widget_and_speedup_view_in_jupyterlab(lab_page, kernel_display_na
     assert chart.locator("svg .fallback").count() == 1
     chart.screenshot(path=str(out_dir / "speedup-chart.png"))
 
-    # 7. Bad input: a clear message in the output area, never a JavaScript error.
+    # 7. terra.show_graph() displays one widget (also as the last line of a cell).
+    lab_page.run_cell("terra.show_graph()")
+    shown = last_output(lab_page).locator(".terra-graph")
+    shown.locator("g.terra-node").first.wait_for(state="visible")
+    assert shown.count() == 1
+
+    # 8. Bad input: a clear message in the output area, never a JavaScript error.
     for name, (code, message) in BAD_CELLS.items():
         lab_page.run_cell(code)
         error = last_output(lab_page).locator(".terra-error")
         error.first.wait_for(state="visible")
+        assert error.count() == 1, name
         assert message in error.first.inner_text(), name
     lab_page.page.screenshot(path=str(out_dir / "bad-input.png"), full_page=True)
     assert not [e for e in page_errors if "terra" in e.lower() or "graph" in e.lower()], page_errors
 
-    # 8. An nbconvert HTML export of the saved notebook shows the static graph and chart.
+    # 9. An nbconvert HTML export of the saved notebook shows the static graph and chart.
     save_notebook(lab_page)
     saved = sorted(jupyterlab_server.root_dir.glob("*.ipynb"), key=lambda p: p.stat().st_mtime)
     assert saved, "the notebook was not saved"

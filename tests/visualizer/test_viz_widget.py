@@ -106,3 +106,46 @@ def test_missing_region_is_a_message_not_an_exception():
 def test_static_graph_does_not_refresh(graph):
     widget = GraphWidget(graph=copy.deepcopy(graph))
     assert widget.refresh() is False
+
+
+class FakeEvents:
+    """The part of IPython's EventManager that auto_refresh uses."""
+
+    def __init__(self):
+        self.callbacks = []
+
+    def register(self, name, fn):
+        assert name == "post_run_cell"
+        self.callbacks.append(fn)
+
+    def unregister(self, name, fn):
+        self.callbacks.remove(fn)
+
+
+def test_auto_refresh_follows_the_region_after_each_cell(monkeypatch):
+    import IPython
+
+    shell = type("Shell", (), {"events": FakeEvents()})()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    graphs = [transformer_graph(layers=1)]
+    widget = GraphWidget(region="r", source=lambda region: graphs[-1])
+    widget.auto_refresh(True)
+    assert len(shell.events.callbacks) == 1
+    first = widget.view["total_nodes"]
+    graphs.append(transformer_graph(layers=2))
+    for callback in list(shell.events.callbacks):
+        callback(None)  # a cell ran
+    assert widget.view["total_nodes"] == len(graphs[-1]["nodes"]) > first
+    widget.auto_refresh(False)
+    assert shell.events.callbacks == []
+
+
+def test_terra_exports_show_graph_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, terra; assert callable(terra.show_graph); "
+            "print('anywidget' in sys.modules, 'ipywidgets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.split() == ["False", "False"]

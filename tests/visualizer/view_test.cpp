@@ -68,8 +68,8 @@ TEST(ViewFromJson, RejectsEdgeToMissingNode) {
 }
 
 TEST(ViewFromJson, EmptyGraphGivesEmptyView) {
-  View view = view_from_json(nlohmann::json{{"format", "terra.graph"}, {"version", 1},
-                                            {"nodes", nlohmann::json::array()}});
+  View view = view_from_json(nlohmann::json{
+      {"format", "terra.graph"}, {"version", 1}, {"nodes", nlohmann::json::array()}});
   EXPECT_TRUE(view.nodes.empty());
   EXPECT_TRUE(view.edges.empty());
 }

@@ -77,8 +77,7 @@ class GraphBuilder {
     emit("", root_);
     for (const auto& [parent, list] : nodes_by_parent_) {
       if (!parent.empty() && !clusters.count(parent)) {
-        throw FormatError("node '" + list.front()->id + "' names unknown cluster '" + parent +
-                          "'");
+        throw FormatError("node '" + list.front()->id + "' names unknown cluster '" + parent + "'");
       }
     }
   }
@@ -140,8 +139,8 @@ Layout layout_view(const View& view) {
   edges.reserve(view.edges.size());
   for (std::size_t i = 0; i < view.edges.size(); ++i) {
     const auto& e = view.edges[i];
-    edges.push_back(agedge(g, nodes.at(e.source), nodes.at(e.target),
-                           mut("e" + std::to_string(i)), 1));
+    edges.push_back(
+        agedge(g, nodes.at(e.source), nodes.at(e.target), mut("e" + std::to_string(i)), 1));
   }
   if (gvLayout(graphviz_context(), g, "dot") != 0) {
     throw LayoutError("Graphviz dot layout failed");
@@ -161,8 +160,7 @@ Layout layout_view(const View& view) {
   }
   for (const auto& [id, sub] : clusters) {
     const boxf cb = GD_bb(sub);
-    layout.clusters[id] = {cb.LL.x - bb.LL.x, top - cb.UR.y, cb.UR.x - cb.LL.x,
-                           cb.UR.y - cb.LL.y};
+    layout.clusters[id] = {cb.LL.x - bb.LL.x, top - cb.UR.y, cb.UR.x - cb.LL.x, cb.UR.y - cb.LL.y};
   }
   return layout;
 }

@@ -15,6 +15,7 @@ constexpr std::array<std::array<int, 3>, 5> kHeatStops = {
     {{255, 255, 204}, {254, 217, 118}, {253, 141, 60}, {227, 26, 28}, {128, 0, 38}}};
 constexpr const char* kNoTimeFill = "#f4f6f8";
 constexpr double kPad = 8.0;
+constexpr double kDarkHeat = 0.6;  // from this heat on, labels are drawn white for contrast
 constexpr double kLegendHeight = 26.0;
 
 std::string escape(const std::string& text) {
@@ -22,12 +23,23 @@ std::string escape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#x27;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#x27;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -73,12 +85,14 @@ void write_node(std::ostream& out, const ViewNode& n, const Point& c) {
     out << "<rect x=\"" << num(x) << "\" y=\"" << num(y) << "\" width=\"" << num(n.w)
         << "\" height=\"" << num(n.h) << "\" rx=\"" << (boxy ? 8 : 3) << "\" fill=\""
         << heat_color(n.heat) << "\" stroke=\"" << stroke_for(n) << "\" stroke-width=\""
-        << (n.fetch ? "2.5" : "1.2") << "\"" << (n.kind == "fold" ? " stroke-dasharray=\"5,3\"" : "")
-        << "/>";
+        << (n.fetch ? "2.5" : "1.2") << "\""
+        << (n.kind == "fold" ? " stroke-dasharray=\"5,3\"" : "") << "/>";
   }
   const bool boxy = n.kind == "group" || n.kind == "fold";
-  out << "<text x=\"" << num(c.x) << "\" y=\"" << num(c.y + 4) << "\" text-anchor=\"middle\">"
-      << (boxy ? "\u25b8 " : "") << escape(n.label) << "</text>";
+  const bool dark = n.heat && *n.heat >= kDarkHeat;
+  out << "<text x=\"" << num(c.x) << "\" y=\"" << num(c.y + 4) << "\" text-anchor=\"middle\""
+      << (dark ? " fill=\"#fff\"" : "") << ">" << (boxy ? "\u25b8 " : "") << escape(n.label)
+      << "</text>";
   if (n.branch) {
     out << "<path d=\"M" << num(x + n.w - 7) << "," << num(y - 6)
         << " l6,6 l-6,6 l-6,-6 z\" fill=\"#dd6b20\"><title>branch point</title></path>";

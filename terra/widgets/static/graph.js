@@ -8,6 +8,7 @@
 const SVG_NS = "http://www.w3.org/2000/svg";
 const HEAT_STOPS = [[255, 255, 204], [254, 217, 118], [253, 141, 60], [227, 26, 28], [128, 0, 38]];
 const NO_TIME_FILL = "#f4f6f8";
+const DARK_HEAT = 0.6; // from this heat on, labels are drawn white for contrast
 const KIND_STROKE = { op: "#4a5568", group: "#2b6cb0", fold: "#6b46c1", feed: "#2f855a" };
 
 /** Fill colour for a heat in [0, 1]; the same scale as terra/widgets/svg.py. */
@@ -235,7 +236,8 @@ function drawGraph(layer, view, handlers) {
   for (const n of view.nodes || []) {
     byId.set(n.id, n);
     const kind = n.kind || "op";
-    const g = svgEl("g", { class: `terra-node terra-${kind}${n.fetch ? " terra-fetch" : ""}`, "data-id": n.id }, layer);
+    const dark = typeof n.heat === "number" && n.heat >= DARK_HEAT ? " terra-dark" : "";
+    const g = svgEl("g", { class: `terra-node terra-${kind}${n.fetch ? " terra-fetch" : ""}${dark}`, "data-id": n.id }, layer);
     const x = n.x - n.w / 2;
     const y = n.y - n.h / 2;
     if (kind === "feed") {

@@ -24,8 +24,8 @@ struct ViewNode {
   std::string id;
   std::string kind = "op";  // op | group | fold | feed
   std::string label;
-  std::string parent;  // id of the enclosing cluster, empty at top level
-  double w = 56, h = 26;  // box size in px (= Graphviz points)
+  std::string parent;          // id of the enclosing cluster, empty at top level
+  double w = 56, h = 26;       // box size in px (= Graphviz points)
   std::optional<double> heat;  // per-node time scaled to [0, 1]; none if not measured
   bool fetch = false;
   bool branch = false;
@@ -34,7 +34,7 @@ struct ViewNode {
 struct ViewEdge {
   std::string source, target;
   std::string kind = "data";  // data | path (a branch point's path)
-  bool last = false;  // path taken last at its branch point
+  bool last = false;          // path taken last at its branch point
   std::string label;
 };
 
