@@ -99,7 +99,7 @@ def _summarize_cell(program, system, runs, eager_by_rep):
         "repetitions": len(runs),
         "runs": not failed,
         "error": failed[0]["error"] if failed else None,
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "peak_rss_mb": max((r["peak_rss_mb"] for r in runs if r.get("peak_rss_mb") is not None), default=None),
     }
     row.update(_diagnostics(system, runs))
     if failed:

@@ -9,6 +9,7 @@ Exit status: 0 when the suite ran (whatever the programs did), 2 on bad input.
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -91,16 +92,13 @@ def main(argv=None):
 
 
 def rereport(out_dir):
-    """Rebuilds summary, Markdown and chart of an earlier run from its records and logs."""
-    import json
-
+    """Rebuilds summary, Markdown and chart of an earlier run from its records and logs
+    (results.json, else runs/records.jsonl + runs/meta.json of an interrupted run)."""
     try:
-        with open(os.path.join(out_dir, "results.json")) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as error:
-        print(f"python -m bench: error: no readable results.json in {out_dir}: {error}", file=sys.stderr)
+        meta, records = _load_records(out_dir)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"python -m bench: error: no readable results in {out_dir}: {error}", file=sys.stderr)
         return 2
-    meta, records = data["meta"], data["runs"]
     scripts = registry.programs(meta.get("program_dir"))
     for record in records:
         with open(record["stdout_file"], errors="replace") as f:
@@ -114,11 +112,30 @@ def rereport(out_dir):
     return 0
 
 
+def _load_records(out_dir):
+    results = os.path.join(out_dir, "results.json")
+    if os.path.exists(results):
+        with open(results) as f:
+            data = json.load(f)
+        return data["meta"], data["runs"]
+    with open(os.path.join(out_dir, "runs", "meta.json")) as f:
+        meta = json.load(f)
+    with open(os.path.join(out_dir, "runs", "records.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    meta["elapsed_s"] = sum(r["wall_s"] or 0.0 for r in records)
+    meta["interrupted"] = True
+    return meta, records
+
+
 def run_suite(settings):
     """Runs every (repetition, program, system); returns the records and the start time."""
     started = time.time()
     logs = os.path.join(settings["out"], "runs")
     os.makedirs(logs, exist_ok=True)
+    journal = os.path.join(logs, "records.jsonl")  # one line per finished run: an interrupted suite keeps them
+    open(journal, "w").close()
+    with open(os.path.join(logs, "meta.json"), "w") as f:
+        json.dump(describe(settings, started), f)
     scripts = registry.programs(settings["program_dir"])
     systems, records = settings["systems"], []
     for rep in range(settings["reps"]):
@@ -130,6 +147,8 @@ def run_suite(settings):
                     settings["timeout_s"], logs,
                 )
                 records.append(record)
+                with open(journal, "a") as f:
+                    f.write(json.dumps({k: v for k, v in record.items() if k != "stdout"}) + "\n")
                 print(_progress_line(record), flush=True)
     return records, started
 

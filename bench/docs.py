@@ -24,13 +24,14 @@ def results_section(results_dir):
     data = json.loads((results_dir / "results.json").read_text())
     meta, summary = data["meta"], data["summary"]
     load = ", ".join(f"{x:.1f}" for x in meta.get("load_average_at_end", []))
+    interrupted = " Interrupted: only the runs that finished are reported." if meta.get("interrupted") else ""
     lines = [
         BEGIN,
         "",
         f"- Run: `python -m bench --{meta['mode']}` started {meta['started']}, {meta['elapsed_s'] / 60:.0f} min; "
         f"{meta['iters']} iterations per run, {meta['reps']} repetition(s), {meta['threads']} intra-op thread(s), "
-        f"{meta['timeout_s']:.0f} s limit per run.",
-        f"- Machine: {meta['machine']}; load average at the end of the run: {load} (shared machine, see below).",
+        f"{meta['timeout_s']:.0f} s limit per run.{interrupted}",
+        f"- Machine: {meta['machine']}; load average (1, 5, 15 min) when recorded: {load} (shared machine, see below).",
         f"- Versions: Python {meta['versions']['python']}, torch {meta['versions']['torch']}, "
         f"numpy {meta['versions']['numpy']}.",
         f"- Chart: [docs/benchmarks/speedup.svg](benchmarks/speedup.svg) "

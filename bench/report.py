@@ -62,6 +62,10 @@ def markdown(meta, summary):
         f"time limit {meta['timeout_s']} s per run; {meta['machine']}; torch {meta['versions']['torch']}, "
         f"Python {meta['versions']['python']}. Started {meta['started']}, took {meta['elapsed_s']:.0f} s."
     )
+    if meta.get("interrupted"):
+        out += ["", "**Interrupted run**: only the runs that finished are reported (from runs/records.jsonl)."]
+    if meta.get("note"):
+        out += ["", f"Note: {meta['note']}."]
     out += ["", "Eager: steady-state ms per iteration. Others: speedup over eager (higher is better).", ""]
     out.append("| program | " + " | ".join(systems) + " |")
     out.append("|---|" + "---|" * len(systems))

@@ -85,7 +85,7 @@ def _stats_rows() -> list[dict]:
             "fallbacks": entry.get("fallbacks", 0),
             "nodes": entry.get("graph_nodes", 0),
             "branches": entry.get("graph_branches", 0),
-            "speedup": site.get("speedup", ""),
+            "speedup vs traced": site.get("speedup", ""),
         })
     return rows
 

@@ -27,8 +27,8 @@ engine's one active iteration:
   order of use), so iterations over different layers look alike to it, and the
   enclosing step loop is the better region.
 - A site that yielded its iteration to an inner loop that is an accepted region in
-  `CONTAINER_STREAK` consecutive iterations (the epoch loop around the step loop, a cell around its
-  training loop) becomes a container and is never a region.
+  `CONTAINER_STREAK` consecutive iterations (the epoch loop around the step loop, a
+  cell around its training loop) becomes a container and is never a region.
 - An exception (KeyboardInterrupt included) leaving an iteration aborts it.
 
 While an iteration is active, global nn.Module forward pre/post hooks keep the
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import builtins
 import enum
+import os
 import threading
 import time
 import weakref
@@ -203,6 +204,14 @@ class RegionPolicy:
         self.active: LoopRun | None = None
         self.hooks = ModulePathHooks()
         self._thread = threading.main_thread().ident
+        self._forked = False  # in a forked child (DataLoader workers): never touch the engine
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has no GraphRunner thread: its loops run eagerly."""
+        self._forked = True
+        self.active = None
 
     # Entry points used by the rewritten code and the IPython extension.
     def loop(self, key: str, name: str, file: str, line: int) -> LoopRun:
@@ -238,7 +247,7 @@ class RegionPolicy:
         if engine is None:
             site.decide(Status.TRANSPARENT, "no engine")
             return
-        if threading.get_ident() != self._thread or not engine.is_enabled():
+        if self._forked or threading.get_ident() != self._thread or not engine.is_enabled():
             return
         active = self.active
         if active is not None:
@@ -279,6 +288,8 @@ class RegionPolicy:
         self.active = None
         run.owns = False
         self.hooks.remove()
+        if self._forked:
+            return  # the iteration belongs to the parent process's engine
         engine = _engine_api.get()
         if abort:
             engine.abort_iteration()

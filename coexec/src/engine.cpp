@@ -37,10 +37,17 @@ graph::MergeOptions merge_options() {
 
 at::ScalarType scalar_type_from_name(const std::string& name) {
   static const std::unordered_map<std::string, at::ScalarType> types = {
-      {"float32", at::kFloat},  {"float64", at::kDouble},       {"float16", at::kHalf},
-      {"bfloat16", at::kBFloat16}, {"int64", at::kLong},        {"int32", at::kInt},
-      {"int16", at::kShort},    {"int8", at::kChar},            {"uint8", at::kByte},
-      {"bool", at::kBool},      {"complex64", at::kComplexFloat},
+      {"float32", at::kFloat},
+      {"float64", at::kDouble},
+      {"float16", at::kHalf},
+      {"bfloat16", at::kBFloat16},
+      {"int64", at::kLong},
+      {"int32", at::kInt},
+      {"int16", at::kShort},
+      {"int8", at::kChar},
+      {"uint8", at::kByte},
+      {"bool", at::kBool},
+      {"complex64", at::kComplexFloat},
       {"complex128", at::kComplexDouble}};
   auto found = types.find(name);
   TORCH_CHECK(found != types.end(), "terra: unknown dtype in graph: ", name);
@@ -94,8 +101,7 @@ graph::Arg concrete_int_list(const c10::IValue& value) {
     ints.assign(list.begin(), list.end());
   } else {
     for (const c10::IValue& element : value.toListRef()) {
-      ints.push_back(element.isInt() ? element.toInt()
-                                     : element.toSymInt().as_int_unchecked());
+      ints.push_back(element.isInt() ? element.toInt() : element.toSymInt().as_int_unchecked());
     }
   }
   return graph::Arg(std::move(ints));
@@ -191,8 +197,8 @@ OutputSpec decode_output(const graph::OutputInfo& info) {
   spec.device = c10::Device(info.meta.device);
   spec.nbytes = at::detail::computeStorageNbytes(spec.sizes, spec.strides, spec.dtype.itemsize(),
                                                  static_cast<std::size_t>(spec.storage_offset));
-  spec.keys = c10::DispatchKeySet(spec.device.is_cuda() ? c10::DispatchKey::CUDA
-                                                        : c10::DispatchKey::CPU);
+  spec.keys =
+      c10::DispatchKeySet(spec.device.is_cuda() ? c10::DispatchKey::CUDA : c10::DispatchKey::CPU);
   return spec;
 }
 
@@ -206,11 +212,10 @@ at::Tensor make_placeholder(const OutputSpec& spec, bool poison) {
     std::memset(data.get(), 0xFF, spec.nbytes);  // NaN for floats, -1 for ints
   }
   auto storage = c10::make_intrusive<c10::StorageImpl>(
-      c10::StorageImpl::use_byte_size_t(), static_cast<std::int64_t>(spec.nbytes),
-      std::move(data), allocator, /*resizable=*/true);
-  at::Tensor tensor =
-      at::detail::make_tensor<c10::TensorImpl>(c10::Storage(std::move(storage)), spec.keys,
-                                               spec.dtype);
+      c10::StorageImpl::use_byte_size_t(), static_cast<std::int64_t>(spec.nbytes), std::move(data),
+      allocator, /*resizable=*/true);
+  at::Tensor tensor = at::detail::make_tensor<c10::TensorImpl>(c10::Storage(std::move(storage)),
+                                                               spec.keys, spec.dtype);
   tensor.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides,
                                                       spec.storage_offset);
   return tensor;
@@ -361,8 +366,8 @@ bool Engine::Impl::build_call(const OpInfo& info, const torch::jit::Stack& stack
       args.emplace_back(graph::TensorArg{static_cast<std::uint32_t>(add_tensor(tensor))});
     } else if (is_concrete_int_list(value)) {
       args.emplace_back(concrete_int_list(value));
-    } else if (value.isTensorList() || (value.isList() && !value.isDoubleList() &&
-                                        !value.isBoolList())) {
+    } else if (value.isTensorList() ||
+               (value.isList() && !value.isDoubleList() && !value.isBoolList())) {
       graph::TensorListArg list;
       for (const c10::IValue& element : value.toListRef()) {
         if (element.isNone()) {
@@ -387,9 +392,8 @@ bool Engine::Impl::build_call(const OpInfo& info, const torch::jit::Stack& stack
       args.push_back(std::move(arg));
     }
   }
-  call->identity =
-      graph::OpIdentity(info.name, std::move(args), std::move(call->tensor_inputs),
-                        identity_context(info));
+  call->identity = graph::OpIdentity(info.name, std::move(args), std::move(call->tensor_inputs),
+                                     identity_context(info));
   return true;
 }
 
@@ -403,9 +407,9 @@ void Engine::Impl::register_outputs(const torch::jit::Stack& stack, std::uint32_
                                  ValueEntry{output, TensorImplRef(out.getIntrusivePtr())});
       if (out.has_storage()) {
         c10::StorageImpl* storage = out.storage().unsafeGetStorageImpl();
-        it.storages.insert_or_assign(
-            storage, StorageEntry{output, c10::weak_intrusive_ptr<c10::StorageImpl>(
-                                              out.storage().getWeakStorageImpl())});
+        it.storages.insert_or_assign(storage,
+                                     StorageEntry{output, c10::weak_intrusive_ptr<c10::StorageImpl>(
+                                                              out.storage().getWeakStorageImpl())});
       }
     }
     ++index;
@@ -718,9 +722,12 @@ void Engine::Impl::sync() {
 
 const char* phase_name(Phase phase) {
   switch (phase) {
-    case Phase::kTracing: return "tracing";
-    case Phase::kCoexecuting: return "coexecuting";
-    case Phase::kDisabled: return "disabled";
+    case Phase::kTracing:
+      return "tracing";
+    case Phase::kCoexecuting:
+      return "coexecuting";
+    case Phase::kDisabled:
+      return "disabled";
   }
   return "unknown";
 }

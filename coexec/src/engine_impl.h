@@ -115,8 +115,8 @@ struct Engine::Impl {
   void register_outputs(const torch::jit::Stack& stack, std::uint32_t step, Iteration& it);
   void trace_op(const OpInfo& info, const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                 torch::jit::Stack* stack, CallView& call);
-  void coexecute_op(const OpInfo& info, const c10::OperatorHandle& op,
-                    c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call);
+  void coexecute_op(const OpInfo& info, const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                    torch::jit::Stack* stack, CallView& call);
   void queue_op(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
                 c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call);
   void fall_back(const OpInfo& info, const CallView& call);

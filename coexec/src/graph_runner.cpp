@@ -58,17 +58,18 @@ void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Te
     impl->set_data_ptr_noswap(impl->allocator()->allocate(impl->nbytes()));
   }
   // A plain tensor over the placeholder's storage, below autograd.
-  at::Tensor view = at::detail::make_tensor<c10::TensorImpl>(c10::Storage(target), spec.keys,
-                                                             spec.dtype);
-  view.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides,
-                                                    spec.storage_offset);
+  at::Tensor view =
+      at::detail::make_tensor<c10::TensorImpl>(c10::Storage(target), spec.keys, spec.dtype);
+  view.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides, spec.storage_offset);
   const c10::DispatchKeySet dense(spec.device.is_cuda() ? c10::DispatchKey::CUDA
                                                         : c10::DispatchKey::CPU);
   at::_ops::copy_::redispatch(dense, view, result, false);
 }
 
 // The thread starts in the body, once every member it uses exists.
-GraphRunner::GraphRunner() { thread_ = std::thread([this] { loop(); }); }
+GraphRunner::GraphRunner() {
+  thread_ = std::thread([this] { loop(); });
+}
 
 GraphRunner::~GraphRunner() {
   {
@@ -118,9 +119,8 @@ void GraphRunner::set_hold(bool hold) {
 
 double GraphRunner::busy_seconds(int region) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return region >= 0 && region < static_cast<int>(busy_by_region_.size())
-             ? busy_by_region_[region]
-             : 0.0;
+  return region >= 0 && region < static_cast<int>(busy_by_region_.size()) ? busy_by_region_[region]
+                                                                          : 0.0;
 }
 
 std::vector<NodeTime> GraphRunner::take_node_times() {
@@ -201,10 +201,10 @@ void GraphRunner::execute(WorkItem& item) {
   c10::AutogradState::set_tls_state(saved_autograd);
   std::vector<at::Tensor> results = take_results(stack);
   TORCH_CHECK(results.size() == item.storages.size(), "terra: ", item.op.operator_name(),
-              " returned ", results.size(), " tensors, the graph promised ",
-              item.storages.size());
+              " returned ", results.size(), " tensors, the graph promised ", item.storages.size());
   for (std::size_t i = 0; i < results.size(); ++i) {
-    if (item.storages[i]) fill_placeholder(item.storages[i], (*item.specs)[i], std::move(results[i]));
+    if (item.storages[i])
+      fill_placeholder(item.storages[i], (*item.specs)[i], std::move(results[i]));
   }
   item.storages.clear();  // drop the references right after the node (memory)
 }

@@ -24,7 +24,7 @@ namespace terra::coexec {
 
 // What a placeholder of one output looks like, decoded once per node from the graph.
 struct OutputSpec {
-  bool undefined = false;  // the op returned an undefined tensor here
+  bool undefined = false;      // the op returned an undefined tensor here
   bool same_as_input = false;  // the output is an input itself (in-place, out=)
   std::int32_t input = -1;
   std::vector<std::int64_t> sizes, strides;
@@ -38,17 +38,17 @@ struct OutputSpec {
 // One confirmed op: everything needed to run it exactly as eager would have.
 struct WorkItem {
   c10::OperatorHandle op;
-  c10::DispatchKeySet keys;                  // the dispatch keys below interception
-  c10::impl::LocalDispatchKeySet tls_keys;   // thread-local include/exclude of the caller
+  c10::DispatchKeySet keys;                 // the dispatch keys below interception
+  c10::impl::LocalDispatchKeySet tls_keys;  // thread-local include/exclude of the caller
   c10::AutogradState autograd_state{false, false, false, false};
-  std::vector<c10::IValue> arguments;        // the boxed arguments, actual values
+  std::vector<c10::IValue> arguments;  // the boxed arguments, actual values
   // Per flattened tensor output: the placeholder's storage to fill (undefined when the output
   // is an argument itself or undefined), described by specs[i]. The runner holds storages,
   // not the placeholder tensors, so tensor use counts stay as in eager (AccumulateGrad
   // steals a gradient only when nobody else holds it).
   std::shared_ptr<const std::vector<OutputSpec>> specs;
   std::vector<c10::Storage> storages;
-  std::optional<c10::Stream> stream;         // the caller's current stream (CUDA)
+  std::optional<c10::Stream> stream;  // the caller's current stream (CUDA)
   int region = -1;
   std::uint32_t node = 0;
 };

@@ -11,13 +11,22 @@
 namespace terra::coexec {
 namespace {
 
-// An explicit kernel on PrivateUse1 is needed where a composite-explicit kernel would
-// otherwise answer the key before the fallback does. CompositeImplicitAutograd ops are left
-// alone: a backend kernel would take autograd away from them (DESIGN §4).
+// An explicit kernel on PrivateUse1 is needed where a composite kernel would otherwise answer
+// the key before the fallback does:
+// - CompositeExplicitAutograd(NonFunctional) ops: that kernel would run (decomposed) on the
+//   Python thread;
+// - ops with a CompositeImplicitAutograd kernel *and* a CPU or CUDA kernel (silu_backward,
+//   ...): eager CPU skips the composite (a backend kernel exists), but without a PrivateUse1
+//   kernel the composite fills AutogradPrivateUse1 and the op decomposes, with different
+//   rounding. A PrivateUse1 kernel makes the autograd entry the one CPU has.
+// Ops with only a CompositeImplicitAutograd kernel are left alone: a backend kernel would take
+// autograd away from them (DESIGN §4).
 bool needs_explicit_kernel(const c10::OperatorHandle& op) {
   if (!op.hasSchema()) return false;
   if (op.hasKernelForDispatchKey(c10::DispatchKey::PrivateUse1)) return false;
-  if (op.hasKernelForDispatchKey(c10::DispatchKey::CompositeImplicitAutograd)) return false;
+  const bool backend = op.hasKernelForDispatchKey(c10::DispatchKey::CPU) ||
+                       op.hasKernelForDispatchKey(c10::DispatchKey::CUDA);
+  if (op.hasKernelForDispatchKey(c10::DispatchKey::CompositeImplicitAutograd)) return backend;
   return op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd) ||
          op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
 }

@@ -25,8 +25,9 @@ const std::unordered_set<std::string_view>& data_dependent_ops() {
 // thread after a sync so that Python sees the new metadata at once.
 const std::unordered_set<std::string_view>& metadata_mutating_ops() {
   static const std::unordered_set<std::string_view> ops = {
-      "aten::resize_", "aten::resize_as_", "aten::set_", "aten::_resize_output_",
-      "aten::resize_as_sparse_", "aten::_coalesced_", "aten::sparse_resize_",
+      "aten::resize_",         "aten::resize_as_",        "aten::set_",
+      "aten::_resize_output_", "aten::resize_as_sparse_", "aten::_coalesced_",
+      "aten::sparse_resize_",
   };
   return ops;
 }
@@ -34,8 +35,8 @@ const std::unordered_set<std::string_view>& metadata_mutating_ops() {
 // In-place view operators: they only rewrite sizes/strides of `self`, never its data.
 const std::unordered_set<std::string_view>& inplace_view_ops() {
   static const std::unordered_set<std::string_view> ops = {
-      "aten::t_",       "aten::transpose_", "aten::squeeze_",  "aten::unsqueeze_",
-      "aten::as_strided_", "aten::detach_", "aten::swapaxes_", "aten::swapdims_",
+      "aten::t_",          "aten::transpose_", "aten::squeeze_",  "aten::unsqueeze_",
+      "aten::as_strided_", "aten::detach_",    "aten::swapaxes_", "aten::swapdims_",
   };
   return ops;
 }
@@ -43,11 +44,25 @@ const std::unordered_set<std::string_view>& inplace_view_ops() {
 // Non-tensor results that need no tensor values (metadata queries): answered at once.
 const std::unordered_set<std::string_view>& metadata_query_ops() {
   static const std::unordered_set<std::string_view> ops = {
-      "aten::is_same_size", "aten::_has_compatible_shallow_copy_type", "aten::sym_size",
-      "aten::sym_stride",   "aten::sym_numel", "aten::sym_storage_offset", "aten::size",
-      "aten::stride",       "aten::numel",     "aten::dim", "aten::is_contiguous",
-      "aten::result_type",  "aten::can_cast",  "aten::promote_types", "aten::_version",
-      "aten::is_complex",   "aten::is_floating_point", "aten::is_conj", "aten::is_neg",
+      "aten::is_same_size",
+      "aten::_has_compatible_shallow_copy_type",
+      "aten::sym_size",
+      "aten::sym_stride",
+      "aten::sym_numel",
+      "aten::sym_storage_offset",
+      "aten::size",
+      "aten::stride",
+      "aten::numel",
+      "aten::dim",
+      "aten::is_contiguous",
+      "aten::result_type",
+      "aten::can_cast",
+      "aten::promote_types",
+      "aten::_version",
+      "aten::is_complex",
+      "aten::is_floating_point",
+      "aten::is_conj",
+      "aten::is_neg",
   };
   return ops;
 }
@@ -56,15 +71,13 @@ const std::unordered_set<std::string_view>& metadata_query_ops() {
 // directly (torch.tensor(list) does), so they must run at once on the Python thread.
 const std::unordered_set<std::string_view>& allocation_ops() {
   static const std::unordered_set<std::string_view> ops = {
-      "aten::empty", "aten::empty_strided", "aten::new_empty", "aten::new_empty_strided",
+      "aten::empty",      "aten::empty_strided",  "aten::new_empty", "aten::new_empty_strided",
       "aten::empty_like", "aten::empty_permuted",
   };
   return ops;
 }
 
-bool is_tensor_type(const c10::TypePtr& type) {
-  return type->kind() == c10::TypeKind::TensorType;
-}
+bool is_tensor_type(const c10::TypePtr& type) { return type->kind() == c10::TypeKind::TensorType; }
 
 bool is_tensor_list_type(const c10::TypePtr& type) {
   if (type->kind() != c10::TypeKind::ListType) return false;
@@ -151,18 +164,30 @@ const OpInfo& op_info(const c10::OperatorHandle& op) {
 
 std::string dtype_name(at::ScalarType type) {
   switch (type) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kLong: return "int64";
-    case at::kInt: return "int32";
-    case at::kShort: return "int16";
-    case at::kChar: return "int8";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    case at::kComplexFloat: return "complex64";
-    case at::kComplexDouble: return "complex128";
+    case at::kFloat:
+      return "float32";
+    case at::kDouble:
+      return "float64";
+    case at::kHalf:
+      return "float16";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kLong:
+      return "int64";
+    case at::kInt:
+      return "int32";
+    case at::kShort:
+      return "int16";
+    case at::kChar:
+      return "int8";
+    case at::kByte:
+      return "uint8";
+    case at::kBool:
+      return "bool";
+    case at::kComplexFloat:
+      return "complex64";
+    case at::kComplexDouble:
+      return "complex128";
     default: {
       std::string name = c10::toString(type);
       for (auto& c : name) c = static_cast<char>(std::tolower(c));
@@ -193,8 +218,7 @@ bool tensor_supported(const at::Tensor& tensor) {
   const c10::DispatchKeySet keys = tensor.key_set();
   constexpr std::array<c10::DispatchKey, 5> unsupported = {
       c10::DispatchKey::Python, c10::DispatchKey::PythonTLSSnapshot,
-      c10::DispatchKey::Functionalize, c10::DispatchKey::Conjugate,
-      c10::DispatchKey::Negative};
+      c10::DispatchKey::Functionalize, c10::DispatchKey::Conjugate, c10::DispatchKey::Negative};
   for (auto key : unsupported) {
     if (keys.has(key)) return false;
   }

@@ -117,13 +117,20 @@ void configure(Engine& engine, const py::dict& knobs) {
   coexec::EngineConfig config = engine.config();
   for (const auto& [key, value] : knobs) {
     const std::string name = py::str(key);
-    if (name == "enabled") config.enabled = value.cast<bool>();
-    else if (name == "warmup_iterations") config.warmup_iterations = value.cast<int>();
-    else if (name == "poison") config.poison = value.cast<bool>();
-    else if (name == "debug") config.debug = value.cast<int>();
-    else if (name == "max_graph_nodes") config.max_graph_nodes = value.cast<std::size_t>();
-    else if (name == "max_fallbacks_in_row") config.max_fallbacks_in_row = value.cast<int>();
-    else throw py::key_error("terra: unknown engine knob " + name);
+    if (name == "enabled")
+      config.enabled = value.cast<bool>();
+    else if (name == "warmup_iterations")
+      config.warmup_iterations = value.cast<int>();
+    else if (name == "poison")
+      config.poison = value.cast<bool>();
+    else if (name == "debug")
+      config.debug = value.cast<int>();
+    else if (name == "max_graph_nodes")
+      config.max_graph_nodes = value.cast<std::size_t>();
+    else if (name == "max_fallbacks_in_row")
+      config.max_fallbacks_in_row = value.cast<int>();
+    else
+      throw py::key_error("terra: unknown engine knob " + name);
   }
   engine.configure(config);
 }
@@ -205,9 +212,7 @@ void bind_engine(py::module_& m) {
       "The process-wide engine (installs the interception kernels on first use).");
   m.def(
       "set_library_prefixes",
-      [](std::vector<std::string> prefixes) {
-        library_prefixes().prefixes = std::move(prefixes);
-      },
+      [](std::vector<std::string> prefixes) { library_prefixes().prefixes = std::move(prefixes); },
       "Paths whose frames are library code for source locations (torch, terra).");
 }
 

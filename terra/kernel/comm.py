@@ -28,6 +28,7 @@ class TerraComm(BaseComm):
         return _STATE.kernel
 
     def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        native.flush_output()  # text printed before this message is published first
         if self._native is None:
             if msg_type != "comm_open":
                 return  # closed already: nothing left to reach

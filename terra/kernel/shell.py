@@ -130,7 +130,8 @@ class TerraShell(InteractiveShell):
         if cursor_pos is None or cursor_pos < 0:
             cursor_pos = len(code)
         with provisionalcompleter():
-            completions = list(rectify_completions(code, self.Completer.completions(code, cursor_pos)))
+            raw_completions = self.Completer.completions(code, cursor_pos)
+            completions = list(rectify_completions(code, raw_completions))
         start = completions[0].start if completions else cursor_pos
         end = completions[0].end if completions else cursor_pos
         return {
@@ -175,11 +176,12 @@ class TerraShell(InteractiveShell):
         manager = self.history_manager
         raw, output = args.get("raw", True), args.get("output", False)
         if method == "tail":
-            history = manager.get_tail(args.get("n", 10), raw=raw, output=output, include_latest=True)
-        elif method == "range":
-            history = manager.get_range(
-                args.get("session", 0), args.get("start", 1), args.get("stop"), raw=raw, output=output
+            history = manager.get_tail(
+                args.get("n", 10), raw=raw, output=output, include_latest=True
             )
+        elif method == "range":
+            session, start, stop = args.get("session", 0), args.get("start", 1), args.get("stop")
+            history = manager.get_range(session, start, stop, raw=raw, output=output)
         elif method == "search":
             history = manager.search(
                 args.get("pattern", "*"),

@@ -11,7 +11,12 @@ import sys
 
 
 class _FdWriter(io.RawIOBase):
-    """Raw binary writer on a file descriptor that writes everything it is given."""
+    """Raw binary writer on a file descriptor that writes everything it is given.
+
+    flush() has nothing to do: the bytes are in the pipe, and the reader thread
+    publishes them within its flush interval. Messages the kernel publishes itself
+    (display, comm, error) first drain the pipe, which keeps their order.
+    """
 
     def __init__(self, fd):
         super().__init__()
@@ -37,7 +42,10 @@ class _FdWriter(io.RawIOBase):
 def make_stream(fd):
     """A text stream writing UTF-8 to `fd` with no buffering; closing it keeps `fd`."""
     return io.TextIOWrapper(
-        _FdWriter(fd), encoding="utf-8", errors="backslashreplace", write_through=True
+        _FdWriter(fd),
+        encoding="utf-8",
+        errors="backslashreplace",
+        write_through=True,
     )
 
 

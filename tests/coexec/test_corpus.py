@@ -173,6 +173,14 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _totals(stats: dict) -> str:
+    return json.dumps({k: v for k, v in stats.items() if k != "regions"})
+
+
+def _per_region(stats: dict) -> list:
+    return [(r.get("name"), r.get("iterations_coexecuted")) for r in stats.get("regions", [])]
+
+
 def _region_coexecuted(stats: dict, line: int) -> int:
     return sum(r.get("iterations_coexecuted", 0) for r in stats.get("regions", [])
                if r.get("line") == line)
@@ -200,9 +208,9 @@ def test_corpus_program(name, corpus_results):
     coexecuted = terra.stats.get("iterations_coexecuted", 0)
     assert coexecuted >= program.min_coexecuted, (
         f"co-executed {coexecuted} iterations, need >= {program.min_coexecuted} "
-        f"({program.kind}); stats: {json.dumps({k: v for k, v in terra.stats.items() if k != 'regions'})}")
+        f"({program.kind}); stats: {_totals(terra.stats)}")
     if program.region_line is not None:
         on_line = _region_coexecuted(terra.stats, program.region_line)
         assert on_line >= program.min_coexecuted, (
             f"the loop at line {program.region_line} co-executed {on_line} iterations; "
-            f"regions: {[(r.get('name'), r.get('iterations_coexecuted')) for r in terra.stats.get('regions', [])]}")
+            f"regions: {_per_region(terra.stats)}")

@@ -128,3 +128,33 @@ def test_disable_runs_eagerly():
         terra.enable()
     eager_losses, _ = sgd_momentum_loop(eager_iteration, steps=5)
     assert losses == eager_losses
+
+
+def _silu_adam_loop(iteration, steps=12):
+    """SiLU's backward has a composite kernel next to its CPU kernel: it must not decompose."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.SiLU(), torch.nn.Linear(32, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3, betas=(0.8, 0.99))
+    x = torch.linspace(-2, 2, 40).unsqueeze(1).repeat(1, 4)
+    y = torch.sin(x.sum(1, keepdim=True))
+    losses = []
+    for _ in range(steps):
+        with iteration("silu"):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.smooth_l1_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+    return [loss.item() for loss in losses], parameters_of(model)
+
+
+@pytest.mark.timeout(120)
+def test_ops_with_composite_and_cpu_kernels_run_the_cpu_kernel():
+    eager_losses, eager_params = _silu_adam_loop(eager_iteration)
+    fresh_engine()
+    terra_losses, terra_params = _silu_adam_loop(terra_iteration)
+    assert terra_losses == eager_losses
+    assert bitwise_equal(terra_params, eager_params)
+    ops = {node["op"] for node in terra.graph("silu")["nodes"]}
+    assert "aten::silu_backward" in ops and "aten::sigmoid" not in ops
+    assert region_stats("silu")["iterations_coexecuted"] >= 8

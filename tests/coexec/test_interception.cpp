@@ -4,8 +4,8 @@
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -79,9 +79,9 @@ TEST(Interception, SeesForwardBackwardAndFactoryOps) {
   ASSERT_FALSE(ops.empty()) << json;
   // Forward (addmm, relu, mse_loss), backward (…_backward, mm) and factory (ones, zeros_like)
   // ops.
-  for (const char* expected : {"aten::fill_", "aten::zeros_like", "aten::addmm", "aten::relu", "aten::mse_loss",
-                               "aten::mse_loss_backward", "aten::threshold_backward",
-                               "aten::mm", "aten::sub_"}) {
+  for (const char* expected :
+       {"aten::fill_", "aten::zeros_like", "aten::addmm", "aten::relu", "aten::mse_loss",
+        "aten::mse_loss_backward", "aten::threshold_backward", "aten::mm", "aten::sub_"}) {
     EXPECT_TRUE(ops.count(expected)) << "missing " << expected;
   }
 }

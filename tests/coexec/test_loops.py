@@ -537,3 +537,25 @@ def test_policy_picks_the_step_loop(fake):
     step_key = next(s.key for s in fake.policy.sites.values() if s.name.endswith(":15"))
     assert len([e for e in fake.events if e == ("end", step_key)]) >= 15
     assert fake.current is None
+
+
+def test_forked_child_never_touches_the_engine(fake):
+    """DataLoader workers are forked: loops there must run without the parent's engine."""
+    import os
+
+    source = "def main(op):\n    for i in range(3):\n        op('x')\n"
+    namespace = {}
+    exec(loops.compile_marked(source, "f.py"), namespace)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the fork hook ran; the fake must see no call
+        fake.events.clear()
+        try:
+            namespace["main"](fake.op)
+            os.write(write, b"ok" if not fake.events else b"touched")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"ok"
+    namespace["main"](fake.op)
+    assert fake.events, "the parent's loops must still reach the engine"

@@ -125,7 +125,9 @@ def test_bad_message_on_control_channel_is_survived(logged_kernel):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("code", ["raise SystemExit", "raise SystemExit(3)", "import sys; sys.exit('bye')", "exit()"])
+@pytest.mark.parametrize(
+    "code", ["raise SystemExit", "raise SystemExit(3)", "import sys; sys.exit('bye')", "exit()"]
+)
 def test_system_exit_does_not_end_the_kernel(logged_kernel, code):
     result = logged_kernel.run(code)
     if code == "exit()":

@@ -10,11 +10,10 @@ def _comm_msgs(result, comm_id=None):
     ]
 
 
-def _send_comm_msg(kernel, comm_id, data, buffers=None):
+def _send_comm_msg(kernel, comm_id, data):
+    """A comm_msg from the front end; returns its msg_id."""
     msg = kernel.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
-    kernel.kc.shell_channel.send(msg) if not buffers else kernel.kc.session.send(
-        kernel.kc.shell_channel.socket, msg, buffers=buffers
-    )
+    kernel.kc.shell_channel.send(msg)
     return msg["header"]["msg_id"]
 
 
@@ -27,7 +26,9 @@ def _wait_idle(kernel, msg_id):
 
 @pytest.mark.timeout(90)
 def test_intslider_round_trip(kernel):
-    created = kernel.run("import ipywidgets as widgets\nslider = widgets.IntSlider(value=3)\nslider")
+    created = kernel.run(
+        "import ipywidgets as widgets\nslider = widgets.IntSlider(value=3)\nslider"
+    )
     assert created.status == "ok", created.reply
     opens = [
         m
@@ -94,7 +95,8 @@ def test_anywidget_opens_a_comm(kernel):
     result = kernel.run(
         "import anywidget, traitlets\n"
         "class Counter(anywidget.AnyWidget):\n"
-        "    _esm = 'export default { render({ model, el }) { el.textContent = model.get(\"n\"); } }'\n"
+        "    _esm = 'export default { render({ model, el }) {"
+        " el.textContent = model.get(\"n\"); } }'\n"
         "    n = traitlets.Int(5).tag(sync=True)\n"
         "counter = Counter()\ncounter"
     )
@@ -107,3 +109,21 @@ def test_anywidget_opens_a_comm(kernel):
     )
     _wait_idle(kernel, update)
     assert kernel.run("print(counter.n)").stream() == "9\n"
+
+
+@pytest.mark.timeout(60)
+def test_output_widget_captures_text_printed_inside_it(kernel):
+    result = kernel.run(
+        "import ipywidgets as widgets\nout = widgets.Output()\n"
+        "with out:\n    print('inside')\nprint('outside')"
+    )
+    assert result.status == "ok", result.reply
+    # The front end routes output into the widget while its msg_id is set: the text
+    # printed inside must arrive between the two msg_id updates, the rest after them.
+    sequence = []
+    for m in result.messages:
+        if m["msg_type"] == "comm_msg" and "msg_id" in m["content"]["data"].get("state", {}):
+            sequence.append("capture" if m["content"]["data"]["state"]["msg_id"] else "release")
+        elif m["msg_type"] == "stream":
+            sequence.append(m["content"]["text"])
+    assert sequence == ["capture", "inside\n", "release", "outside\n"]

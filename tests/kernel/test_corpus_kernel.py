@@ -89,7 +89,8 @@ def _merge_streams(items: list) -> list:
     """Adjacent stream chunks of the same name joined (kernels flush at different times)."""
     merged = []
     for item in items:
-        if merged and item[0] == "stream" and merged[-1][0] == "stream" and merged[-1][1] == item[1]:
+        same_stream = merged and merged[-1][0] == "stream" and merged[-1][1] == item[1]
+        if item[0] == "stream" and same_stream:
             merged[-1] = ("stream", item[1], merged[-1][2] + item[2])
         else:
             merged.append(item)

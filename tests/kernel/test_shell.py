@@ -34,7 +34,8 @@ def test_environment_is_the_project_venv(kernel):
 def test_execution_counts_and_out_history(kernel):
     first = kernel.run("10 * 4")
     second = kernel.run("Out[%d] + 2" % first.reply["content"]["execution_count"])
-    assert second.reply["content"]["execution_count"] == first.reply["content"]["execution_count"] + 1
+    first_count = first.reply["content"]["execution_count"]
+    assert second.reply["content"]["execution_count"] == first_count + 1
     assert second.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
     assert second.of_type("execute_result")[0]["content"]["execution_count"] == (
         second.reply["content"]["execution_count"]

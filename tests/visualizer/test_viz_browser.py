@@ -164,7 +164,8 @@ def test_graph_widget_and_speedup_view_in_jupyterlab(lab_page, kernel_display_na
     assert "match 1 of" in widget.locator(".terra-status").inner_text()
 
     # A click on another op node opens its details (the tooltip names op and source).
-    other = widget.locator("g.terra-op:not(.terra-selected)").first
+    other_id = widget.locator("g.terra-op:not(.terra-selected)").first.get_attribute("data-id")
+    other = widget.locator(f'g.terra-op[data-id="{other_id}"]')
     title = other.locator("title").text_content()
     other.click()
     page.wait_for_timeout(200)

@@ -31,5 +31,6 @@ for step in range(30):
     smooth = float(np.mean(history[-5:]))
     jitter = random.random()
     grad_norm = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.parameters()))
-    print(step, value, math.log(value), smooth, jitter, grad_norm, np.argmax(model.weight.detach().numpy()))
+    best = np.argmax(model.weight.detach().numpy())
+    print(step, value, math.log(value), smooth, jitter, grad_norm, best)
 checksum(model)

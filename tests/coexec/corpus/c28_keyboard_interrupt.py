@@ -32,6 +32,7 @@ for step in range(30):
         print(step, loss.item())
     except KeyboardInterrupt:
         interrupts += 1
-        print("interrupted at", step, model[0].weight.sum().item(), model[0].weight.grad.sum().item())
+        weight = model[0].weight
+        print("interrupted at", step, weight.sum().item(), weight.grad.sum().item())
 print("interrupts", interrupts)
 checksum(model)
