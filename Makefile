@@ -59,6 +59,7 @@ demo: install
 	@mkdir -p $(ARTIFACTS)
 	@$(VENV)/bin/jupyter nbconvert --to html --execute \
 	  --ExecutePreprocessor.kernel_name=terra --ExecutePreprocessor.timeout=600 \
+	  --ExecutePreprocessor.store_widget_state=False \
 	  --output-dir $(ARTIFACTS) notebooks/quickstart.ipynb
 	@echo "demo: report written to $(ARTIFACTS)/quickstart.html"
 

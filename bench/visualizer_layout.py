@@ -6,7 +6,8 @@ Measures, for the generated transformer-step graph (terra.widgets.synthetic) wit
 terra._C, the `dot` program), the static SVG (Python and C++ renderers) and the JSON
 sent to the browser. Views measured: the initial one (depth-1 groups expanded), one
 group expanded (its identical blocks folded "×N"), that fold opened (each block a box),
-and the flat graph of the largest single block expanded.
+the first block fully expanded, and the same graph without module paths (ops in
+chunks of 100: initial, one chunk expanded).
 
     .venv/bin/python bench/visualizer_layout.py [--nodes 5000] [--repeat 3] [--json out.json]
 
@@ -67,14 +68,30 @@ def scenarios(model):
             ("fold opened: every block a box", unfolded), ("block 0 fully expanded", block)]
 
 
+def flat_scenarios(graph):
+    """The same graph with every module path removed: ops shown in chunks of 100."""
+    flat = json.loads(json.dumps(graph))
+    for node in flat["nodes"]:
+        node["namespace"] = ""
+    model = GraphModel(flat)
+    initial = model.initial_state()
+    one_chunk = model.initial_state()
+    one_chunk.toggle(sorted(model.chunks)[0])
+    return model, [("no module paths: initial (chunks)", initial),
+                   ("no module paths: one chunk expanded", one_chunk)]
+
+
 def run(nodes, repeat):
     graph = graph_with_nodes(nodes)
     model = GraphModel(graph)
+    flat_model, flat_views = flat_scenarios(graph)
     native = layout.backend_name() == "libgvc"
     backends = ["libgvc", "dot"] if native else ["dot"]
     rows = []
-    for name, state in scenarios(model):
-        build_ms, view = median_ms(lambda: model.build_view(state), repeat)
+    cases = [(model, name, state) for name, state in scenarios(model)]
+    cases += [(flat_model, name, state) for name, state in flat_views]
+    for model, name, state in cases:  # noqa: B020 (each case carries its model)
+        build_ms, view = median_ms(lambda m=model, st=state: m.build_view(st), repeat)
         row = {"view": name, "graph_nodes": len(graph["nodes"]), "boxes": len(view["nodes"]),
                "edges": len(view["edges"]), "build_view_ms": build_ms}
         laid = None

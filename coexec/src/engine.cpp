@@ -30,8 +30,10 @@ constexpr const char* kUndefinedDtype = "undefined";
 graph::MergeOptions merge_options() {
   graph::MergeOptions options;
   options.generalise_doubles = true;
-  // Int arguments can shape outputs (dims, sizes); only doubles are fed.
-  options.generalise_ints = false;
+  // Ints too (slice bounds that move every iteration): an int can shape outputs, so a queued
+  // node with an int ScalarFeed runs eagerly after a sync (has_int_feed) instead of trusting
+  // its recorded metadata; views run for real anyway.
+  options.generalise_ints = true;
   return options;
 }
 
@@ -224,6 +226,16 @@ at::Tensor make_placeholder(const OutputSpec& spec, bool poison) {
 bool is_fetch_node(const OpInfo& info, const graph::Node& node) {
   return info.op_class == OpClass::kFetch || node.flags.is_fetch ||
          node.flags.data_dependent_shape || node.outputs_vary;
+}
+
+bool has_int_feed(const graph::Node& node) {
+  if (!node.identity.has_scalar_feeds()) return false;
+  for (const graph::Arg& arg : node.identity.args()) {
+    if (arg.is<graph::ScalarFeed>() && arg.as<graph::ScalarFeed>().kind == graph::ScalarKind::kInt) {
+      return true;
+    }
+  }
+  return false;
 }
 
 bool is_python_side_node(const OpInfo& info, const graph::Node& node) {
@@ -488,15 +500,15 @@ void Engine::Impl::coexecute_op(const OpInfo& info, const c10::OperatorHandle& o
   }
   it.step = node->step + 1;
   region.counters.ops_coexecuted++;
-  if (is_fetch_node(info, *node)) {
-    sync();
-    region.counters.fetches++;
-    region.graph.mark_fetch(node->id);
+  if (is_python_side_node(info, *node)) {
     run_eagerly(op, keys, stack);
     register_outputs(*stack, node->step, it);
     return;
   }
-  if (is_python_side_node(info, *node)) {
+  if (is_fetch_node(info, *node) || has_int_feed(*node)) {
+    sync();
+    region.counters.fetches++;
+    region.graph.mark_fetch(node->id);
     run_eagerly(op, keys, stack);
     register_outputs(*stack, node->step, it);
     return;

@@ -23,7 +23,7 @@ GRAPH_ATTRS = {"rankdir": "TB", "nodesep": "0.25", "ranksep": "0.35", "splines":
                "nslimit": "2", "nslimit1": "2", "mclimit": "0.5"}
 # The most boxes a view may show; expanding beyond it is refused with a message (a fully
 # expanded 5,000-node graph takes Graphviz minutes).
-MAX_BOXES = 600
+MAX_BOXES = 200
 CLUSTER_MARGIN = "16"
 POINTS_PER_INCH = 72.0
 

@@ -29,6 +29,12 @@ CHAR_W = 7.0
 OP_H = 26.0
 GROUP_H = 34.0
 FEED_H = 24.0
+# A module (or the top level) with more direct ops than CHUNK_OPS shows them in
+# collapsed chunks of CHUNK_SIZE ops in program order ("ops 1–100"): a graph recorded
+# without module paths would otherwise put thousands of boxes in one view, which
+# Graphviz cannot lay out in time.
+CHUNK_OPS = 150
+CHUNK_SIZE = 100
 
 
 class GraphFormatError(ValueError):
@@ -101,6 +107,28 @@ def _heat(time_us, max_time) -> float | None:
     return round(math.log1p(time_us) / math.log1p(max_time), 4)
 
 
+def _grouping_namespaces(nodes: list) -> tuple:
+    """Node id -> the path it is grouped under, and the set of chunk group paths.
+
+    The path is the node's ``namespace``, except where its module has more than
+    CHUNK_OPS direct ops: those get a chunk segment ("ops 101–200") appended.
+    """
+    direct: dict = {}
+    for node in nodes:
+        direct.setdefault(node.get("namespace") or "", []).append(node["id"])
+    paths, chunks = {}, set()
+    for ns, ids in direct.items():
+        if len(ids) <= CHUNK_OPS:
+            paths.update((i, ns) for i in ids)
+            continue
+        for k, node_id in enumerate(ids):
+            start = k - k % CHUNK_SIZE
+            segment = f"ops {start + 1}–{min(start + CHUNK_SIZE, len(ids))}"
+            paths[node_id] = f"{ns}/{segment}" if ns else segment
+            chunks.add(paths[node_id])
+    return paths, chunks
+
+
 class GraphModel:
     """One graph JSON, indexed for building views and searching by op name."""
 
@@ -110,10 +138,11 @@ class GraphModel:
         self.by_id = {node["id"]: node for node in self.nodes}
         self.states = {s.get("id"): s for s in self.graph.get("states", []) or []}
         self.feeds = {f.get("id"): f for f in self.graph.get("feeds", []) or []}
+        self.ns, self.chunks = _grouping_namespaces(self.nodes)
         self.children: dict = {"": []}  # group path -> child group paths, first-seen order
         self.members: dict = {}  # group path -> node ids in its subtree, program order
         for node in self.nodes:
-            for path in _prefixes(node.get("namespace") or ""):
+            for path in _prefixes(self.ns[node["id"]]):
                 if path not in self.members:
                     self.members[path] = []
                     self.children.setdefault(path, [])
@@ -125,8 +154,9 @@ class GraphModel:
     # ----- queries -------------------------------------------------------------------
 
     def initial_state(self) -> ViewState:
-        """Groups at depth 1 expanded, everything deeper collapsed."""
-        return ViewState(expanded={p for p in self.members if "/" not in p})
+        """Groups at depth 1 expanded (but op chunks), everything deeper collapsed."""
+        return ViewState(expanded={p for p in self.members
+                                   if "/" not in p and p not in self.chunks})
 
     def search(self, query: str) -> list:
         """Ids of the nodes whose op or label contains ``query`` (case-insensitive)."""
@@ -141,7 +171,7 @@ class GraphModel:
         node = self.by_id.get(node_id)
         if node is None:
             return
-        for path in _prefixes(node.get("namespace") or ""):
+        for path in _prefixes(self.ns[node_id]):
             state.expanded.add(path)
 
     def signature(self, path: str) -> int:
@@ -149,7 +179,7 @@ class GraphModel:
         sig = self._signatures.get(path)
         if sig is None:
             cut = len(path)
-            sig = hash(tuple((self.by_id[i].get("namespace", "")[cut:], self.by_id[i].get("op"))
+            sig = hash(tuple((self.ns[i][cut:], self.by_id[i].get("op"))
                              for i in self.members[path]))
             self._signatures[path] = sig
         return sig
@@ -171,7 +201,7 @@ class GraphModel:
 
         def rep(node):
             """(view id, enclosing cluster path) of the box that shows ``node``."""
-            ns = node.get("namespace") or ""
+            ns = self.ns[node["id"]]
             hit = rep_cache.get(ns)
             if hit is None:
                 cluster, hit = None, None

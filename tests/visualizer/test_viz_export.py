@@ -29,7 +29,8 @@ def test_executed_notebook_exports_static_graph_and_chart(kernel_name, jupyter_e
     assert [ln for ln in outputs_text(nb.cells[0]).splitlines()
             if ln.startswith("terra-loss")] == eager_losses()
     for cell in nb.cells:
-        assert not [o for o in cell.outputs if o.output_type == "error"], cell.source
+        errors = [f"{o.ename}: {o.evalue}" for o in cell.outputs if o.output_type == "error"]
+        assert not errors, (cell.source, errors)
     graph_bundles = [o for c in nb.cells for o in c.outputs
                      if o.output_type in ("display_data", "execute_result")
                      and "terra-graph-svg" in o.get("data", {}).get("text/html", "")]

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from terra.widgets.synthetic import transformer_graph
 from terra.widgets.view import GraphFormatError, GraphModel, load_graph
 
 
@@ -142,3 +143,25 @@ def test_empty_graph_builds_an_empty_view():
     model = GraphModel({"format": "terra.graph", "version": 1, "nodes": []})
     view = model.build_view(model.initial_state())
     assert view["nodes"] == [] and view["edges"] == []
+
+
+def test_a_flat_graph_shows_its_ops_in_collapsed_chunks():
+    """A graph without module paths (e.g. recorded outside nn.Module) stays layable."""
+    from terra.widgets.view import CHUNK_OPS, CHUNK_SIZE
+
+    graph = transformer_graph(layers=8)
+    for node in graph["nodes"]:
+        node["namespace"] = ""
+    assert len(graph["nodes"]) > CHUNK_OPS
+    model = GraphModel(graph)
+    view = model.build_view(model.initial_state())
+    chunks = [n for n in view["nodes"] if n["kind"] == "group"]
+    assert len(chunks) == -(-len(graph["nodes"]) // CHUNK_SIZE)
+    assert sum(c["size"] for c in chunks) == len(graph["nodes"])
+    assert chunks[0]["label"].startswith(f"ops 1–{CHUNK_SIZE}")
+    hit = model.search("softmax")[0]
+    state = model.initial_state()
+    model.reveal(hit, state)
+    shown = model.build_view(state)
+    assert any(n["id"] == f"n{hit}" for n in shown["nodes"])
+    assert len(shown["nodes"]) < len(graph["nodes"])
