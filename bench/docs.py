@@ -31,7 +31,9 @@ def results_section(results_dir):
         f"- Run: `python -m bench --{meta['mode']}` started {meta['started']}, {meta['elapsed_s'] / 60:.0f} min; "
         f"{meta['iters']} iterations per run, {meta['reps']} repetition(s), {meta['threads']} intra-op thread(s), "
         f"{meta['timeout_s']:.0f} s limit per run.{interrupted}",
-        f"- Machine: {meta['machine']}; load average (1, 5, 15 min) when recorded: {load} (shared machine, see below).",
+        f"- Machine: {meta['machine']}"
+        + (f"; load average (1, 5, 15 min) when recorded: {load}" if load else "")
+        + " (shared machine, see the caveats).",
         f"- Versions: Python {meta['versions']['python']}, torch {meta['versions']['torch']}, "
         f"numpy {meta['versions']['numpy']}.",
         f"- Chart: [docs/benchmarks/speedup.svg](benchmarks/speedup.svg) "

@@ -95,13 +95,13 @@ def markdown(meta, summary):
         out.append(_detail_line(r))
     out += ["", "## Definitions", ""]
     out += [
-        f"- Steady state starts at the first iteration within {STEADY_BAND:.0%} of the median M of the run's "
-        f"second half from which every window of {WINDOW} iterations has a median within {STEADY_BAND:.0%} of M; "
-        "steady time is the median "
+        f"- Steady state starts at the first iteration at most {STEADY_BAND:.0%} above the median M of the run's "
+        f"second half after which the running median (over at least {WINDOW} iterations) stays at most "
+        f"{STEADY_BAND:.0%} above M; steady time is the median "
         "from there; warm-up is the iterations before it plus the system's preparation (TorchScript "
         "compilation; torch.compile compiles during the first iterations, with a cold Inductor cache).",
         "- Correct: Terra must reproduce eager's loss curve and whole stdout exactly; compiled systems "
-        f"must match every loss within relative tolerance {COMPILED_RTOL:g}.",
+        f"must match every loss within {COMPILED_RTOL:g} × the curve's scale (largest |loss| of eager's curve).",
         "- Speedup: eager steady time / system steady time within the same repetition (systems run back to "
         "back, in rotating order), median over repetitions. Geomean over programs the system ran correctly.",
         "- Peak RSS: ru_maxrss of the program's process (os.wait4).",

@@ -19,6 +19,7 @@ import time
 from bench.registry import REPO_ROOT
 
 ITER_LINE = re.compile(r"^iter (\d+) loss (\S+)")
+NO_MODULE_LINE = re.compile(r"^\S*python[\d.]*: (No module named .*)$")
 TRACEBACK_END = re.compile(r"^([A-Za-z_][\w.]*)(?::\s*(.*))?$")
 EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure)\w*)(?::\s*(.*))?$")
 
@@ -177,8 +178,9 @@ def _error_from_stderr(stderr_path, returncode):
     if raised:
         return raised
     for line in reversed(lines):
-        if ": No module named " in line:  # the interpreter's own message for `python -m missing`
-            return {"class": "ModuleNotFoundError", "message": line.split(": ", 1)[1][:500]}
+        missing = NO_MODULE_LINE.match(line)  # the interpreter's own message for `python -m missing`
+        if missing:
+            return {"class": "ModuleNotFoundError", "message": missing.group(1)[:500]}
         match = EXCEPTION_LINE.match(line.strip())
         if match:
             return {"class": match.group(1), "message": (match.group(2) or "").strip()[:500]}

@@ -456,8 +456,14 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
     resized |= !call.inputs[k].sizes().equals(sizes_before[k]);
   }
   for (const at::Tensor& out : outs) {
-    record.outputs.push_back(describe_output(out, call.inputs));
-    if (record.outputs.back().alias == graph::AliasKind::kView) record.flags.is_view_op = true;
+    graph::OutputInfo output = describe_output(out, call.inputs);
+    if (output.alias != graph::AliasKind::kFresh) {
+      // Views and in-place results are never made from the record (views run for real), and
+      // their offset moves with the input's (a sliding window): keep it out of the merge.
+      output.meta.storage_offset = 0;
+    }
+    if (output.alias == graph::AliasKind::kView) record.flags.is_view_op = true;
+    record.outputs.push_back(std::move(output));
   }
   record.flags.is_inplace = info.mutates;
   record.flags.is_random = info.is_random;
@@ -523,7 +529,7 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   const NodeRuntime& runtime = node_runtime(*it.region, node);
   const std::vector<OutputSpec>& specs = *runtime.outputs;
   std::vector<at::Tensor> outputs;
-  std::vector<c10::Storage> storages;
+  std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> storages;
   outputs.reserve(specs.size());
   storages.reserve(specs.size());
   std::optional<c10::Device> cuda_device;
@@ -533,13 +539,13 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   for (const OutputSpec& spec : specs) {
     if (spec.undefined) {
       outputs.emplace_back();
-      storages.emplace_back();
+      storages.emplace_back(c10::intrusive_ptr<c10::StorageImpl>());
     } else if (spec.same_as_input) {
       outputs.push_back(call.inputs.at(spec.input));
-      storages.emplace_back();
+      storages.emplace_back(c10::intrusive_ptr<c10::StorageImpl>());
     } else {
       outputs.push_back(make_placeholder(spec, config.poison));
-      storages.push_back(outputs.back().storage());
+      storages.push_back(outputs.back().storage().getWeakStorageImpl());
       if (spec.device.is_cuda()) cuda_device = spec.device;
     }
   }

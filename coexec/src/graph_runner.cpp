@@ -203,8 +203,10 @@ void GraphRunner::execute(WorkItem& item) {
   TORCH_CHECK(results.size() == item.storages.size(), "terra: ", item.op.operator_name(),
               " returned ", results.size(), " tensors, the graph promised ", item.storages.size());
   for (std::size_t i = 0; i < results.size(); ++i) {
-    if (item.storages[i])
-      fill_placeholder(item.storages[i], (*item.specs)[i], std::move(results[i]));
+    c10::intrusive_ptr<c10::StorageImpl> target = item.storages[i].lock();
+    if (target) {
+      fill_placeholder(c10::Storage(std::move(target)), (*item.specs)[i], std::move(results[i]));
+    }
   }
   item.storages.clear();  // drop the references right after the node (memory)
 }

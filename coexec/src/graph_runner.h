@@ -42,12 +42,13 @@ struct WorkItem {
   c10::impl::LocalDispatchKeySet tls_keys;  // thread-local include/exclude of the caller
   c10::AutogradState autograd_state{false, false, false, false};
   std::vector<c10::IValue> arguments;  // the boxed arguments, actual values
-  // Per flattened tensor output: the placeholder's storage to fill (undefined when the output
-  // is an argument itself or undefined), described by specs[i]. The runner holds storages,
-  // not the placeholder tensors, so tensor use counts stay as in eager (AccumulateGrad
-  // steals a gradient only when nobody else holds it).
+  // Per flattened tensor output: the placeholder's storage to fill (null when the output is
+  // an argument itself or undefined), described by specs[i]. Held weakly: tensor and storage
+  // use counts stay as in eager (autograd accumulates a gradient in place, and AccumulateGrad
+  // steals one, only when nobody else holds it); a placeholder Python already dropped is
+  // simply not filled.
   std::shared_ptr<const std::vector<OutputSpec>> specs;
-  std::vector<c10::Storage> storages;
+  std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> storages;
   std::optional<c10::Stream> stream;  // the caller's current stream (CUDA)
   int region = -1;
   std::uint32_t node = 0;
