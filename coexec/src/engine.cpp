@@ -231,7 +231,8 @@ bool is_fetch_node(const OpInfo& info, const graph::Node& node) {
 bool has_int_feed(const graph::Node& node) {
   if (!node.identity.has_scalar_feeds()) return false;
   for (const graph::Arg& arg : node.identity.args()) {
-    if (arg.is<graph::ScalarFeed>() && arg.as<graph::ScalarFeed>().kind == graph::ScalarKind::kInt) {
+    if (arg.is<graph::ScalarFeed>() &&
+        arg.as<graph::ScalarFeed>().kind == graph::ScalarKind::kInt) {
       return true;
     }
   }

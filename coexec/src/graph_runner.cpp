@@ -140,10 +140,22 @@ void GraphRunner::record_time(int region, std::uint32_t node, double seconds) {
   if (node_times_.size() < (1u << 20)) node_times_.push_back({region, node, seconds * 1e6});
 }
 
+void GraphRunner::spin_for_work(std::unique_lock<std::mutex>& lock) {
+  // Python usually confirms the next op within microseconds: waiting awake a little keeps
+  // push() from paying a futex wake-up per op. Called and returns with `lock` held.
+  lock.unlock();
+  for (int i = 0; i < kSpinChecks; ++i) {
+    if (outstanding_.load(std::memory_order_acquire) > 0) break;
+    std::this_thread::yield();
+  }
+  lock.lock();
+}
+
 void GraphRunner::loop() {
   int current_threads = -1;
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
+    if (queue_.empty() && !stop_) spin_for_work(lock);
     sleeping_ = true;
     work_ready_.wait(lock, [this] { return stop_ || (!queue_.empty() && !hold_); });
     sleeping_ = false;

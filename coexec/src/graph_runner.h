@@ -89,6 +89,8 @@ class GraphRunner {
 
  private:
   void loop();
+  void spin_for_work(std::unique_lock<std::mutex>& lock);
+  static constexpr int kSpinChecks = 200;
   void execute(WorkItem& item);
   void record_time(int region, std::uint32_t node, double seconds);
 
