@@ -42,6 +42,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("TERRA_MAX_FALLBACKS_IN_ROW", int, 3,
          "after this many co-executed iterations in a row that fell back, the region "
          "returns to tracing until an iteration repeats", "max_fallbacks_in_row"),
+    Knob("TERRA_MAX_QUEUED", int, 512,
+         "backpressure: the program waits when it is this many ops ahead of the "
+         "GraphRunner (0: no bound)", "max_queued"),
+    Knob("TERRA_MAX_QUEUED_MS", int, 200,
+         "backpressure: the program waits when the queued ops would take the GraphRunner "
+         "about this many ms (estimated from recent op times; 0: no bound); also bounds "
+         "how long a KeyboardInterrupt waits for queued work", "max_queued_ms"),
     Knob("TERRA_HOOKS", bool, True,
          "0: do not install the Python fetch hooks (numpy, tolist, repr, data_ptr, "
          "torch.save, RNG state...); for debugging only, values may then be unfilled", None),

@@ -78,6 +78,10 @@ class Engine:
         """True while the GraphRunner has confirmed work left."""
         return self._core.pending()
 
+    def queued(self) -> int:
+        """Confirmed ops the GraphRunner has not finished yet (at most TERRA_MAX_QUEUED)."""
+        return self._core.queued()
+
     def stats(self) -> dict:
         """DESIGN §1 stats summed over regions; `regions` lists one dict per region."""
         return self._core.stats()

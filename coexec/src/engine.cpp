@@ -449,7 +449,9 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
   }
   record.module_path = module_path;
 
+  const auto eager_start = Clock::now();
   run_eagerly(op, keys, stack);
+  note_traced_op_time(std::chrono::duration<double>(Clock::now() - eager_start).count());
 
   const std::vector<at::Tensor> outs = returned_tensors(*stack);
   bool resized = false;
@@ -573,7 +575,27 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
     for (auto& out : outputs) stack->emplace_back(std::move(out));
   }
   register_outputs(*stack, node.step, it);
+  wait_for_runner_room();
   runner.push(std::move(item));
+}
+
+void Engine::Impl::note_traced_op_time(double seconds) {
+  // Short memory (about 8 ops), like the runner's own mean.
+  traced_op_seconds =
+      traced_op_seconds == 0.0 ? seconds : traced_op_seconds + (seconds - traced_op_seconds) / 8;
+}
+
+void Engine::Impl::wait_for_runner_room() {
+  const double max_lag_s = config.max_queued_ms / 1000.0;
+  if (runner.has_room(config.max_queued, max_lag_s)) return;
+  // Room appears as soon as the runner finishes an op, so a signal that arrives meanwhile
+  // (Python's handler only sets a flag) is acted on within about one op's run time.
+  auto wait = [&] { runner.wait_for_room(config.max_queued, max_lag_s); };
+  if (hooks.wait_without_gil) {
+    hooks.wait_without_gil(wait);
+  } else {
+    wait();
+  }
 }
 
 void Engine::Impl::fall_back(const OpInfo& info, const CallView& call) {
@@ -664,6 +686,9 @@ void Engine::Impl::end_iteration() {
       region.traced_iterations++;
       if (repeated && region.traced_iterations >= config.warmup_iterations) {
         region.phase = Phase::kCoexecuting;
+        // Backpressure needs an op time before the runner measured one (see
+        // wait_for_runner_room): the eager time of this region's traced ops.
+        runner.seed_mean_op_time(traced_op_seconds);
         debug(1, "region " + region.name + " co-executes");
       }
       break;
@@ -815,6 +840,8 @@ void Engine::sync() {
 }
 
 bool Engine::pending() const { return impl_->runner.pending(); }
+
+std::int64_t Engine::queued() const { return impl_->runner.outstanding(); }
 
 void Engine::fetch() {
   if (!impl_->runner.pending()) return;

@@ -107,6 +107,7 @@ struct Engine::Impl {
   int nested = 0;  // begin_iteration calls ignored inside an active iteration
   std::string module_path;
   std::string last_fallback;
+  double traced_op_seconds = 0;
 
  private:
   bool build_call(const OpInfo& info, const torch::jit::Stack& stack, Iteration& it,
@@ -119,6 +120,10 @@ struct Engine::Impl {
                     torch::jit::Stack* stack, CallView& call);
   void queue_op(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
                 c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call);
+  // Backpressure: blocks (GIL released) while the runner is too far behind (EngineConfig).
+  void wait_for_runner_room();
+  // Moving average of traced (eager) op times; seeds the runner's estimate for backpressure.
+  void note_traced_op_time(double seconds);
   void fall_back(const OpInfo& info, const CallView& call);
   void run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                    torch::jit::Stack* stack);

@@ -6,6 +6,7 @@
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace terra::coexec {
@@ -101,6 +102,35 @@ void GraphRunner::wait_idle() {
   idle_.wait(lock, [this] { return outstanding_.load(std::memory_order_acquire) == 0; });
 }
 
+bool GraphRunner::has_room(std::int64_t max_items, double max_lag_s) const {
+  const std::int64_t queued = outstanding_.load(std::memory_order_acquire);
+  if (queued == 0) return true;
+  if (max_items > 0 && queued >= max_items) return false;
+  if (max_lag_s <= 0) return true;
+  // The op running now has taken at least its elapsed time: a lower bound of the op cost
+  // that also holds before the first op finished (no mean yet) and for one huge op.
+  double op_seconds = mean_op_seconds_.load(std::memory_order_relaxed);
+  const std::int64_t since = running_since_ns_.load(std::memory_order_relaxed);
+  if (since != 0 && static_cast<double>(queued) * op_seconds < max_lag_s) {
+    const std::int64_t now = Clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
+    op_seconds = std::max(op_seconds, static_cast<double>(now - since) * 1e-9);
+  }
+  return static_cast<double>(queued) * op_seconds < max_lag_s;
+}
+
+void GraphRunner::wait_for_room(std::int64_t max_items, double max_lag_s) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (hold_) {
+    hold_ = false;
+    work_ready_.notify_one();
+  }
+  room_wanted_ = true;
+  room_.wait(lock, [&] {
+    return stop_ || failed_.load(std::memory_order_acquire) || has_room(max_items, max_lag_s);
+  });
+  room_wanted_ = false;
+}
+
 std::exception_ptr GraphRunner::take_error() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::exception_ptr error = error_;
@@ -140,6 +170,14 @@ void GraphRunner::record_time(int region, std::uint32_t node, double seconds) {
   if (node_times_.size() < (1u << 20)) node_times_.push_back({region, node, seconds * 1e6});
 }
 
+void GraphRunner::update_mean_op_time(double seconds) {
+  // Only the runner thread writes it; a short memory (about 8 ops) follows a loop's mix of
+  // ops closely enough for backpressure, which only needs the order of magnitude.
+  const double mean = mean_op_seconds_.load(std::memory_order_relaxed);
+  mean_op_seconds_.store(mean == 0.0 ? seconds : mean + (seconds - mean) / 8.0,
+                         std::memory_order_relaxed);
+}
+
 void GraphRunner::spin_for_work(std::unique_lock<std::mutex>& lock) {
   // Python usually confirms the next op within microseconds: waiting awake a little keeps
   // push() from paying a futex wake-up per op. Called and returns with `lock` held.
@@ -174,11 +212,14 @@ void GraphRunner::loop() {
     std::exception_ptr error;
     if (!drop) {
       const auto start = Clock::now();
+      running_since_ns_.store(start.time_since_epoch() / std::chrono::nanoseconds(1),
+                              std::memory_order_relaxed);
       try {
         execute(item);
       } catch (...) {
         error = std::current_exception();
       }
+      running_since_ns_.store(0, std::memory_order_relaxed);
       seconds = std::chrono::duration<double>(Clock::now() - start).count();
     }
     const int region = item.region;
@@ -186,12 +227,16 @@ void GraphRunner::loop() {
     { WorkItem done = std::move(item); }  // drop the references before taking the lock
 
     lock.lock();
-    if (!drop) record_time(region, node, seconds);
+    if (!drop) {
+      record_time(region, node, seconds);
+      update_mean_op_time(seconds);
+    }
     if (error && !error_) {
       error_ = error;
       failed_.store(true, std::memory_order_release);
     }
     if (outstanding_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_.notify_all();
+    if (room_wanted_) room_.notify_all();
   }
 }
 

@@ -74,6 +74,21 @@ class GraphRunner {
   void wait_idle();
   // True while queued work remains (cheap, lock-free).
   bool pending() const { return outstanding_.load(std::memory_order_acquire) > 0; }
+  // Ops queued and not yet finished (cheap, lock-free).
+  std::int64_t outstanding() const { return outstanding_.load(std::memory_order_acquire); }
+  // True when one more op may be queued: fewer than `max_items` are outstanding and their
+  // estimated run time (count x the recent mean op time) is below `max_lag_s`. A bound <= 0
+  // is off. Cheap, lock-free: the producer's fast path.
+  bool has_room(std::int64_t max_items, double max_lag_s) const;
+  // Backpressure: blocks until has_room(), the runner failed or stopped. Every finished op
+  // re-checks, so the wait lasts at most about one op's run time per missing slot. Releases
+  // a hold.
+  void wait_for_room(std::int64_t max_items, double max_lag_s);
+  // Replaces the recent mean op time with an estimate from elsewhere (a region's eager ops
+  // while traced), so the first co-executed ops are bounded before the runner timed any.
+  void seed_mean_op_time(double seconds) {
+    if (seconds > 0) mean_op_seconds_.store(seconds, std::memory_order_relaxed);
+  }
   // True after an op failed; cleared by take_error().
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   // The first error since the last call, or null. Ops queued after a failure are dropped.
@@ -93,11 +108,16 @@ class GraphRunner {
   static constexpr int kSpinChecks = 200;
   void execute(WorkItem& item);
   void record_time(int region, std::uint32_t node, double seconds);
+  void update_mean_op_time(double seconds);
 
   std::thread thread_;
   mutable std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable idle_;
+  std::condition_variable room_;  // an op finished while a producer waits for room
+  bool room_wanted_ = false;
+  std::atomic<double> mean_op_seconds_{0.0};  // moving average, written by the runner only
+  std::atomic<std::int64_t> running_since_ns_{0};  // start of the op running now, 0: none
   std::deque<WorkItem> queue_;
   std::atomic<std::int64_t> outstanding_{0};
   std::atomic<bool> failed_{false};

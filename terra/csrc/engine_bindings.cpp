@@ -129,6 +129,10 @@ void configure(Engine& engine, const py::dict& knobs) {
       config.max_graph_nodes = value.cast<std::size_t>();
     else if (name == "max_fallbacks_in_row")
       config.max_fallbacks_in_row = value.cast<int>();
+    else if (name == "max_queued")
+      config.max_queued = value.cast<int>();
+    else if (name == "max_queued_ms")
+      config.max_queued_ms = value.cast<int>();
     else
       throw py::key_error("terra: unknown engine knob " + name);
   }
@@ -144,6 +148,8 @@ py::dict config_dict(const Engine& engine) {
   d["debug"] = c.debug;
   d["max_graph_nodes"] = c.max_graph_nodes;
   d["max_fallbacks_in_row"] = c.max_fallbacks_in_row;
+  d["max_queued"] = c.max_queued;
+  d["max_queued_ms"] = c.max_queued_ms;
   return d;
 }
 
@@ -172,6 +178,7 @@ void bind_engine(py::module_& m) {
       .def("abort_iteration", &Engine::abort_iteration)
       .def("sync", &Engine::sync, "Waits until the GraphRunner ran everything confirmed.")
       .def("pending", &Engine::pending)
+      .def("queued", &Engine::queued, "Confirmed ops not yet finished by the GraphRunner.")
       .def("fetch", &Engine::fetch,
            "Syncs before a read that bypasses the dispatcher; counts a fetch when it waits.")
       .def("pause_interception", &Engine::pause_interception)

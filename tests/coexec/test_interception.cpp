@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -153,6 +154,32 @@ TEST(CoExecution, RunnerErrorSurfacesAtSync) {
   engine.end_iteration();
   engine.sync();
   EXPECT_TRUE(ok.equal(at::index_select(table * 2, 0, good)));
+}
+
+TEST(CoExecution, BackpressureBoundsQueuedOps) {
+  Engine& engine = fresh_engine();
+  auto config = engine.config();
+  const auto saved = config;
+  config.max_queued = 3;
+  config.max_queued_ms = 0;
+  engine.configure(config);
+  const int region = engine.region("test:backpressure", "backpressure", "test.cpp", 5);
+  at::manual_seed(2);
+  const at::Tensor a = at::randn({256, 256});
+  std::int64_t peak = 0;
+  at::Tensor last;
+  for (int i = 0; i < 40; ++i) {
+    engine.begin_iteration(region);
+    last = at::mm(a, a).relu();
+    engine.end_iteration();
+    peak = std::max(peak, engine.queued());
+  }
+  engine.sync();
+  engine.configure(saved);
+  EXPECT_TRUE(last.equal(at::mm(a, a).relu()));
+  EXPECT_GE(engine.stats().total.iterations_coexecuted, 30u);
+  EXPECT_GT(peak, 0);
+  EXPECT_LE(peak, 3);
 }
 
 }  // namespace

@@ -12,6 +12,12 @@ const DARK_HEAT = 0.6; // from this heat on, labels are drawn white for contrast
 const KIND_STROKE = { op: "#4a5568", group: "#2b6cb0", fold: "#6b46c1", feed: "#2f855a" };
 
 /** Fill colour for a heat in [0, 1]; the same scale as terra/widgets/svg.py. */
+// Per-node times are means over iterations: three significant digits are all they carry.
+function formatMicros(us) {
+  if (us === null || us === undefined) return "not measured";
+  return `${Number(us).toPrecision(3)} µs`;
+}
+
 function heatColor(heat) {
   if (heat === null || heat === undefined) return NO_TIME_FILL;
   const t = Math.min(Math.max(Number(heat), 0), 1) * (HEAT_STOPS.length - 1);
@@ -161,14 +167,14 @@ function showDetails(panel, node) {
       ["source", d.source || "unknown"],
       ["outputs", (d.outputs || []).map(formatShape).join("; ") || "none"],
       ["inputs", (d.inputs || []).join("; ") || "none"],
-      ["time", d.time_us !== null && d.time_us !== undefined ? `${d.time_us} µs` : "not measured"],
+      ["time", formatMicros(d.time_us)],
       ["seen", d.count !== null && d.count !== undefined ? `${d.count} iterations` : "?"],
       ["fetch", d.fetch ? "yes: Python waits for this value" : "no"],
       ["node id", d.id]);
   } else {
     htmlEl("div", "terra-details-title", panel, node.label);
     rows.push(["kind", node.kind], ["module", node.path || ""], ["ops", node.size],
-      ["time", node.time_us !== null && node.time_us !== undefined ? `${node.time_us} µs` : "not measured"]);
+      ["time", formatMicros(node.time_us)]);
     if (node.members) rows.push(["folded", node.members.join(", ")]);
   }
   const table = htmlEl("table", "terra-details-table", panel);

@@ -21,6 +21,12 @@ struct EngineConfig {
   // After this many iterations in a row that fell back, the region returns to tracing until
   // an iteration repeats again (TERRA_MAX_FALLBACKS_IN_ROW).
   int max_fallbacks_in_row = 3;
+  // Backpressure: Python blocks when it is this many ops ahead of the GraphRunner
+  // (TERRA_MAX_QUEUED), or when the queued ops would take the runner about this long
+  // (TERRA_MAX_QUEUED_MS, estimated from the recent mean op time). Keeps memory bounded and
+  // keeps a KeyboardInterrupt's drain short. 0 turns a bound off.
+  int max_queued = 512;
+  int max_queued_ms = 200;
 };
 
 }  // namespace terra::coexec

@@ -47,6 +47,9 @@ class Engine {
   void sync();
   // True when the GraphRunner still has confirmed work (cheap; used by Python hooks).
   bool pending() const;
+  // Confirmed ops queued on the GraphRunner and not yet finished; backpressure keeps it at
+  // most EngineConfig::max_queued (cheap).
+  std::int64_t queued() const;
   // A read that bypasses the dispatcher (numpy(), repr...) is about to happen: syncs when work
   // is pending and counts a fetch of the most recently active region.
   void fetch();
