@@ -97,6 +97,25 @@ def summarize(records, programs, systems):
     return {"rows": rows, "geomean_speedup": _geomeans(rows, systems)}
 
 
+def _compare_with_eager(row, program, system, runs, eager_by_rep):
+    """Sets row's correct/correctness/max_rel_diff from the runs' loss curves and stdout;
+    False when no eager run of the same repetition exists to compare with."""
+    checks = [
+        compare_losses(system, run["losses"], eager["losses"], run["stdout"], eager["stdout"])
+        for run in runs
+        if (eager := eager_by_rep.get((program, run["rep"]))) is not None
+    ]
+    if not checks:
+        return False
+    worst = max(checks, key=lambda c: (not c["correct"], c["max_rel_diff"] or 0.0))
+    row.update(
+        correct=all(c["correct"] for c in checks),
+        correctness=worst["detail"],
+        max_rel_diff=worst["max_rel_diff"],
+    )
+    return True
+
+
 def _summarize_cell(program, system, runs, eager_by_rep):
     failed = [r for r in runs if not r["runs"]]
     row = {
@@ -109,6 +128,9 @@ def _summarize_cell(program, system, runs, eager_by_rep):
     }
     row.update(_diagnostics(system, runs))
     if failed:
+        if all(r["error"]["class"] == "NoCoexecution" for r in failed):
+            # It ran to the end, only eagerly: its output is still Terra's to answer for.
+            _compare_with_eager(row, program, system, runs, eager_by_rep)
         return row
     states = [steady_state(r["timing"]["iter_s"], r["timing"].get("prepare_s", 0.0)) for r in runs]
     row["steady_ms"] = 1000 * statistics.median(s["steady_s"] for s in states)
@@ -119,21 +141,14 @@ def _summarize_cell(program, system, runs, eager_by_rep):
     if system == "eager":
         row.update(correct=True, correctness="reference", speedup=1.0)
         return row
-    checks, speedups = [], []
-    for run, state in zip(runs, states):
-        eager = eager_by_rep.get((program, run["rep"]))
-        if eager is None:
-            continue
-        checks.append(compare_losses(system, run["losses"], eager["losses"], run["stdout"], eager["stdout"]))
-        eager_state = steady_state(eager["timing"]["iter_s"])
-        speedups.append(eager_state["steady_s"] / state["steady_s"])
-    if not checks:
+    if not _compare_with_eager(row, program, system, runs, eager_by_rep):
         row.update(correct=None, correctness="no eager run to compare with", speedup=None)
         return row
-    worst = max(checks, key=lambda c: (not c["correct"], c["max_rel_diff"] or 0.0))
-    row["correct"] = all(c["correct"] for c in checks)
-    row["correctness"] = worst["detail"]
-    row["max_rel_diff"] = worst["max_rel_diff"]
+    speedups = [
+        steady_state(eager["timing"]["iter_s"])["steady_s"] / state["steady_s"]
+        for run, state in zip(runs, states)
+        if (eager := eager_by_rep.get((program, run["rep"]))) is not None
+    ]
     row["speedup"] = statistics.median(speedups)
     return row
 
