@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <typeinfo>
 
 namespace terra::coexec {
 namespace {
@@ -42,7 +43,46 @@ std::vector<at::Tensor> take_results(torch::jit::Stack& stack) {
   return results;
 }
 
+// A new TensorImpl over `tensor`'s storage with its metadata; `tensor` itself when it has
+// no plain storage-backed impl (undefined, sparse, wrappers), which is then held as before.
+at::Tensor storage_alias(const at::Tensor& tensor) {
+  if (!tensor.defined() || !tensor.has_storage()) return tensor;
+  const c10::TensorImpl* impl = tensor.unsafeGetTensorImpl();
+  if (typeid(*impl) != typeid(c10::TensorImpl) || impl->has_symbolic_sizes_strides()) {
+    return tensor;
+  }
+  at::Tensor alias = at::detail::make_tensor<c10::TensorImpl>(
+      c10::Storage(tensor.storage()), impl->key_set(), impl->dtype());
+  c10::TensorImpl* alias_impl = alias.unsafeGetTensorImpl();
+  alias_impl->set_sizes_and_strides(impl->sizes(), impl->strides(), impl->storage_offset());
+  if (impl->is_wrapped_number()) alias_impl->set_wrapped_number(true);
+  return alias;
+}
+
 }  // namespace
+
+void alias_tensor_arguments(std::vector<c10::IValue>& arguments) {
+  for (c10::IValue& value : arguments) {
+    if (value.isTensor()) {
+      value = storage_alias(value.toTensor());
+    } else if (value.isTensorList()) {
+      c10::List<at::Tensor> aliases;
+      for (const at::Tensor& t : value.toTensorList()) aliases.push_back(storage_alias(t));
+      value = std::move(aliases);
+    } else if (value.isList()) {
+      // Optional tensor lists (aten::index): alias the tensors, keep the Nones.
+      c10::List<c10::IValue> items = value.toList();
+      bool has_tensor = false;
+      for (const c10::IValue& item : items) has_tensor = has_tensor || item.isTensor();
+      if (!has_tensor) continue;
+      c10::impl::GenericList copy(items.elementType());
+      for (const c10::IValue& item : items) {
+        copy.push_back(item.isTensor() ? c10::IValue(storage_alias(item.toTensor())) : item);
+      }
+      value = std::move(copy);
+    }
+  }
+}
 
 void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Tensor result) {
   c10::StorageImpl* impl = target.unsafeGetStorageImpl();

@@ -130,6 +130,13 @@ class GraphRunner {
   std::vector<NodeTime> node_times_;
 };
 
+// Replaces every tensor among `arguments` (also inside tensor lists) by a storage alias: a
+// new TensorImpl over the same StorageImpl with the tensor's keys, dtype, sizes, strides and
+// offset at this moment. A queued op then keeps its inputs' memory alive without raising the
+// use count of the program's tensors, which autograd reads (InputBuffer's in-place
+// accumulation, AccumulateGrad stealing a gradient) and must see as in eager.
+void alias_tensor_arguments(std::vector<c10::IValue>& arguments);
+
 // Moves the memory of `result` (what the op produced on the runner) into the placeholder
 // storage `target` described by `spec`: swaps the data pointer when layouts agree and nobody
 // else holds the result, copies otherwise. Throws when the metadata disagree.
