@@ -8,6 +8,7 @@ The user API (docs/architecture.md, "Engine API"):
     def train_step(batch): ...
     terra.stats(), terra.graph(), terra.explain(), terra.sync()
     terra.disable(), terra.enable(), terra.is_enabled(), terra.reset()
+    terra.add_iteration_listener(fn), terra.remove_iteration_listener(fn)
 
 TERRA_DISABLE=1 starts with co-execution off. The engine itself is `terra.engine.engine`.
 """
@@ -20,10 +21,15 @@ import sys
 
 __all__ = [
     "iteration", "step", "stats", "graph", "explain", "sync", "disable", "enable",
-    "is_enabled", "reset",
+    "is_enabled", "reset", "add_iteration_listener", "remove_iteration_listener",
 ]
 __version__ = "0.1.0"
 
+from terra.iterations import (  # noqa: E402 (no torch: records come from the engine)
+    FEED as _FEED,
+    add_iteration_listener,
+    remove_iteration_listener,
+)
 from terra.widgets import show_graph  # noqa: E402 (lazy: widgets load on first call)
 
 
@@ -42,6 +48,7 @@ def _caller_site(depth: int) -> tuple[str, int]:
 def _iteration_of(key: str, name: str, file: str, line: int):
     engine = _engine()
     region_id = engine.region(key, name, file, line)
+    token = _FEED.open(engine, region_id) if _FEED.listeners else None
     engine.begin_iteration(region_id)
     try:
         yield region_id
@@ -49,6 +56,8 @@ def _iteration_of(key: str, name: str, file: str, line: int):
         engine.abort_iteration()
         raise
     engine.end_iteration()
+    if token is not None:
+        _FEED.close(engine, region_id, token, name, "explicit")
 
 
 def iteration(region: str | None = None):

@@ -52,6 +52,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("TERRA_HOOKS", bool, True,
          "0: do not install the Python fetch hooks (numpy, tolist, repr, data_ptr, "
          "torch.save, RNG state...); for debugging only, values may then be unfilled", None),
+    Knob("TERRA_SPEEDUP_VIEW", bool, True,
+         "0: the Terra kernel shows no live speedup chart below cells whose loops "
+         "run as regions", None),
     Knob("TERRA_STATS", str, "",
          "path: `python -m terra run` writes the stats as JSON there at exit", None),
     Knob("TERRA_TEST_KERNEL", str, "terra",

@@ -8,6 +8,8 @@ shell works: `%load_ext terra.ipython`). It
   keyed by the cell's source so that re-running a cell continues its graphs;
 - makes each cell run an iteration of the cell's region (`terra.regions`): the
   policy keeps it a region only while the cell contains no loop region;
+- shows a live speedup chart (`terra.widgets.SpeedupView`) below a cell whose loop
+  runs as a region (`CellSpeedup`; `TERRA_SPEEDUP_VIEW=0` turns it off);
 - registers `%terra status|graph|explain|off|on|reset|bench [N]`.
 """
 
@@ -21,7 +23,7 @@ import time
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from terra import _engine_api, loops, regions
+from terra import _engine_api, config, iterations, loops, regions
 
 USAGE = "usage: %terra status | graph | explain | off | on | reset | bench [N]"
 
@@ -32,6 +34,50 @@ def _is_magic_only(source: str) -> bool:
     return not stripped or stripped[0] in "%!?"
 
 
+# Display metadata of the speedup chart: lets tests that compare a cell's outputs with
+# ipykernel's recognise (and leave out) the one display Terra adds on its own.
+SPEEDUP_METADATA = {"terra": {"view": "speedup"}}
+
+
+class CellSpeedup:
+    """The live speedup chart of one running cell, created at the cell's first loop record.
+
+    Listens to iteration records (terra.iterations) while the cell runs. Records of the
+    cell run itself (kind "cell") and of loops that ran no tensor op (an empty graph:
+    `for name in files: print(name)`) are ignored, so cells without a tensor loop show
+    nothing; the chart follows the first loop region that reports (one chart per cell).
+    The view throttles its update_display_data messages; `finish` sends the last state.
+    """
+
+    def __init__(self) -> None:
+        self.view = None
+
+    def start(self) -> None:
+        """At pre_run_cell: listen to the records of this cell's iterations."""
+        self.view = None
+        iterations.add_iteration_listener(self.on_record)
+
+    def on_record(self, record: dict) -> None:
+        if record.get("kind") == "cell" or not record.get("graph_nodes", 1):
+            return
+        if self.view is None:
+            from terra.widgets.speedup import SpeedupView  # noqa: PLC0415 (first loop only)
+
+            self.view = SpeedupView(region=record["region"])
+            self.view.metadata = SPEEDUP_METADATA
+            self.view.add(record)
+            self.view.display()  # after the first add: the first bundle shows a point
+            return
+        self.view.add(record)
+
+    def finish(self) -> None:
+        """At post_run_cell: stop listening; the chart shows every record it got."""
+        iterations.remove_iteration_listener(self.on_record)
+        view, self.view = self.view, None
+        if view is not None:
+            view.flush()
+
+
 class TerraExtension:
     """The per-shell state of the extension: the cell now running and the last one run."""
 
@@ -40,6 +86,7 @@ class TerraExtension:
         self.current_source: str | None = None
         self.last_source: str | None = None
         self._run: regions.LoopRun | None = None
+        self.speedup = CellSpeedup()
 
     def cell_key(self, source: str) -> str:
         return "cellrun-" + loops.source_key(source)
@@ -53,6 +100,8 @@ class TerraExtension:
         if _is_magic_only(source):
             return
         self.last_source = source
+        if config.get("TERRA_SPEEDUP_VIEW"):
+            self.speedup.start()
         key = self.cell_key(source)
         self._run = regions.POLICY.cell_run(key, f"cell {key[8:14]}")
         self._run.begin()
@@ -64,6 +113,7 @@ class TerraExtension:
         if result.error_in_exec is not None or result.error_before_exec is not None:
             run.abort()
         run.end()
+        self.speedup.finish()
 
     def marker(self) -> loops.CellLoopMarker:
         return loops.CellLoopMarker(lambda: self.current_source)
@@ -120,6 +170,14 @@ def _graph_summary(graph_text: str) -> str:
             f"{len(graph.get('states', []))} states\nops: {top}")
 
 
+def _region_argument(args: list[str]) -> int | str | None:
+    """`%terra graph [REGION]`: a region id (digits), a name or key (may hold spaces)."""
+    text = " ".join(args)
+    if not text:
+        return None
+    return int(text) if text.isdigit() else text
+
+
 @magics_class
 class TerraMagics(Magics):
     """`%terra` subcommands."""
@@ -161,7 +219,7 @@ class TerraMagics(Magics):
 
         show = getattr(terra, "show_graph", None)
         if callable(show):
-            return show()
+            return show(region=_region_argument(args))
         print(_graph_summary(engine.graph_json(-1)))
         return None
 

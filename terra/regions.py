@@ -45,6 +45,7 @@ import time
 import weakref
 
 from terra import _engine_api
+from terra.iterations import FEED
 from terra.loops import RUNTIME_NAME
 
 
@@ -87,7 +88,7 @@ class LoopRun:
     """One run of a marked loop (the `with` block); its methods wrap each iteration."""
 
     __slots__ = ("site", "policy", "region_id", "owns", "yielded_to",
-                 "phase", "started")
+                 "phase", "started", "record_token")
 
     def __init__(self, site: Site, policy: "RegionPolicy") -> None:
         self.site = site
@@ -97,6 +98,7 @@ class LoopRun:
         self.yielded_to: Site | None = None  # the inner loop this iteration gave way to
         self.phase = ""  # engine phase of the region when the iteration began
         self.started = 0.0
+        self.record_token = None  # terra.iterations bookkeeping, only with listeners
 
     def __enter__(self) -> "LoopRun":
         return self
@@ -262,6 +264,7 @@ class RegionPolicy:
         region_id = self._region_id(run, engine)
         run.phase = engine.phase(region_id)
         run.started = time.perf_counter()
+        run.record_token = FEED.open(engine, region_id) if FEED.listeners else None
         engine.begin_iteration(region_id)
         self.active = run
         run.owns = True
@@ -276,6 +279,8 @@ class RegionPolicy:
             timing[1] += 1
             if run.site.status is Status.PROBING:
                 self._judge(run)
+            if run.record_token is not None:
+                self._publish(run)
         self._note_containment(run)
 
     def abort(self, run: LoopRun) -> None:
@@ -284,6 +289,16 @@ class RegionPolicy:
             self._release(run, abort=True)
 
     # Helpers.
+    @staticmethod
+    def _publish(run: LoopRun) -> None:
+        """Delivers the finished iteration's record to the listeners (terra.iterations)."""
+        token, run.record_token = run.record_token, None
+        engine = _engine_api.get()
+        if engine is None or run.region_id is None:
+            return
+        kind = "cell" if run.site.cell_run is not None else "loop"
+        FEED.close(engine, run.region_id, token, run.site.name, kind)
+
     def _release(self, run: LoopRun, abort: bool) -> None:
         self.active = None
         run.owns = False

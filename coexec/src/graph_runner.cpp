@@ -51,8 +51,8 @@ at::Tensor storage_alias(const at::Tensor& tensor) {
   if (typeid(*impl) != typeid(c10::TensorImpl) || impl->has_symbolic_sizes_strides()) {
     return tensor;
   }
-  at::Tensor alias = at::detail::make_tensor<c10::TensorImpl>(
-      c10::Storage(tensor.storage()), impl->key_set(), impl->dtype());
+  at::Tensor alias = at::detail::make_tensor<c10::TensorImpl>(c10::Storage(tensor.storage()),
+                                                              impl->key_set(), impl->dtype());
   c10::TensorImpl* alias_impl = alias.unsafeGetTensorImpl();
   alias_impl->set_sizes_and_strides(impl->sizes(), impl->strides(), impl->storage_offset());
   if (impl->is_wrapped_number()) alias_impl->set_wrapped_number(true);

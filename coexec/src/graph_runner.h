@@ -116,7 +116,7 @@ class GraphRunner {
   std::condition_variable idle_;
   std::condition_variable room_;  // an op finished while a producer waits for room
   bool room_wanted_ = false;
-  std::atomic<double> mean_op_seconds_{0.0};  // moving average, written by the runner only
+  std::atomic<double> mean_op_seconds_{0.0};       // moving average, written by the runner only
   std::atomic<std::int64_t> running_since_ns_{0};  // start of the op running now, 0: none
   std::deque<WorkItem> queue_;
   std::atomic<std::int64_t> outstanding_{0};

@@ -50,6 +50,7 @@ class SpeedupView:
         self._handle = None
         self._unsubscribe = None
         self.updates_sent = 0
+        self.metadata = None  # display metadata sent with the display and every update
 
     # ----- feeding -------------------------------------------------------------------
 
@@ -109,7 +110,8 @@ class SpeedupView:
         med_t = statistics.median(traced) if traced else None
         med_c = statistics.median(coexec) if coexec else None
         speedup = med_t / med_c if med_t and med_c else None
-        return {"iterations": len(self.records), "traced_median_s": med_t,
+        return {"iterations": len(self.records), "traced": len(traced),
+                "coexecuted": len(coexec), "traced_median_s": med_t,
                 "coexecuted_median_s": med_c, "speedup": speedup, "coexec_start": start,
                 "fallbacks": sum(1 for r in self.records if r["fallback"])}
 
@@ -118,7 +120,8 @@ class SpeedupView:
         s = self.summary()
         if not s["iterations"]:
             return "Terra speedup: no iterations yet"
-        parts = [f"Terra speedup: {s['iterations']} iterations"]
+        parts = [f"Terra speedup: {s['iterations']} iterations ({s['traced']} traced, "
+                 f"{s['coexecuted']} co-executed)"]
         if s["traced_median_s"] is not None:
             parts.append(f"traced median {s['traced_median_s'] * 1e3:.2f} ms")
         if s["coexecuted_median_s"] is not None:
@@ -137,7 +140,8 @@ class SpeedupView:
         """Show the chart below the running cell; later records update it in place."""
         from IPython.display import display  # noqa: PLC0415
 
-        self._handle = display(self, display_id=True)
+        extra = {"metadata": self.metadata} if self.metadata is not None else {}
+        self._handle = display(self, display_id=True, **extra)
         self._last_update = self._clock()
         self._dirty = False
         return self
@@ -146,7 +150,10 @@ class SpeedupView:
         self._last_update = now
         self._dirty = False
         if self._handle is not None:
-            self._handle.update(self)
+            if self.metadata is not None:
+                self._handle.update(self, metadata=self.metadata)
+            else:
+                self._handle.update(self)
             self.updates_sent += 1
 
     def html(self) -> str:

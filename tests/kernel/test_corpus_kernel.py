@@ -76,6 +76,8 @@ def comparable(outputs: list) -> list:
     result = []
     for output in outputs:
         kind = output["output_type"]
+        if output.get("metadata", {}).get("terra", {}).get("view") == "speedup":
+            continue  # the live speedup chart the Terra kernel adds below loop cells
         if kind == "stream":
             result.append((kind, output["name"], output["text"]))
         elif kind in ("execute_result", "display_data"):
