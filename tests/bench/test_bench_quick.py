@@ -35,7 +35,9 @@ def load_results(out_dir):
 # iterations (measured 2026-11-25; issue 3's closing note says why for each family:
 # per-iteration divergence from Python-drawn structure, autograd reference-count
 # choices while the runner lags, loops the region policy does not accept in time).
-# Strict: a program that starts co-executing turns its entry red, so the list shrinks.
+# Not strict: whether an iteration falls back can depend on how far the GraphRunner lags,
+# so a program may co-execute in one run and not in the next; XPASS lines in the report
+# show which entries to drop.
 TRAINING_LOOP_NOT_COEXECUTED_YET = {
     "dcgan", "faster_rcnn", "yolo", "sdpoint", "bert_classifier", "bert_qa", "gpt2",
     "music_transformer",
@@ -76,7 +78,7 @@ def test_terra_output_equals_eager(quick_rows, program):
             marks=pytest.mark.xfail(
                 p in TRAINING_LOOP_NOT_COEXECUTED_YET,
                 reason="engine does not co-execute this training loop yet",
-                strict=True,
+                strict=False,
             ),
         )
         for p in programs()
