@@ -46,22 +46,33 @@ class CellSpeedup:
     cell run itself (kind "cell") and of loops that ran no tensor op (an empty graph:
     `for name in files: print(name)`) are ignored, so cells without a tensor loop show
     nothing; the chart follows the first loop region that reports (one chart per cell).
+    A cell that displayed a SpeedupView of its own before its first loop record gets no
+    second one.
     The view throttles its update_display_data messages; `finish` sends the last state.
     """
 
     def __init__(self) -> None:
         self.view = None
+        self._displayed_before = 0  # SpeedupView.displayed when the cell started
 
     def start(self) -> None:
         """At pre_run_cell: listen to the records of this cell's iterations."""
+        from terra.widgets.speedup import SpeedupView  # noqa: PLC0415 (no torch import)
+
         self.view = None
+        self._displayed_before = SpeedupView.displayed
         iterations.add_iteration_listener(self.on_record)
 
     def on_record(self, record: dict) -> None:
+        """An iteration ended: show the chart at the first loop record, then feed it."""
         if record.get("kind") == "cell" or not record.get("graph_nodes", 1):
             return
         if self.view is None:
-            from terra.widgets.speedup import SpeedupView  # noqa: PLC0415 (first loop only)
+            from terra.widgets.speedup import SpeedupView  # noqa: PLC0415
+
+            if SpeedupView.displayed != self._displayed_before:
+                iterations.remove_iteration_listener(self.on_record)  # the cell has its own
+                return
 
             self.view = SpeedupView(region=record["region"])
             self.view.metadata = SPEEDUP_METADATA

@@ -197,11 +197,13 @@ def test_kernel_shows_one_live_speedup_view_below_a_training_cell(kernel_name, j
     switch_off = "import os\nos.environ['TERRA_SPEEDUP_VIEW'] = '0'"  # read at cell start
     loop_while_off = "for k in range(5):\n    z = z * 2\nprint(z.sum().item())"
     python_loop = "for i in range(4):\n    print(i)"  # no tensor op: no chart
-    nb = _notebook(SETUP, TRAIN, STATS, no_loop, python_loop, loop_while_off, switch_off,
-                   loop_while_off)
+    own_view = ("from terra.widgets import SpeedupView\nmine = SpeedupView().display()\n"
+                "for k in range(6):\n    z = z + 1")  # the cell's own chart: no second one
+    nb = _notebook(SETUP, TRAIN, STATS, no_loop, python_loop, own_view, loop_while_off,
+                   switch_off, loop_while_off)
     NotebookClient(nb, kernel_name="terra", timeout=180).execute()
-    (setup, train, stats_cell, no_loop_cell, python_loop_cell, on_cell, switch_cell,
-     off_cell) = nb.cells
+    (setup, train, stats_cell, no_loop_cell, python_loop_cell, own_view_cell, on_cell,
+     switch_cell, off_cell) = nb.cells
 
     views = [o for o in train.outputs if is_speedup(o)]
     assert len(views) == 1, train.outputs
@@ -220,10 +222,13 @@ def test_kernel_shows_one_live_speedup_view_below_a_training_cell(kernel_name, j
     assert 'class="coexecuted"' in view.data["text/html"]
 
     assert len([o for o in on_cell.outputs if is_speedup(o)]) == 1  # the knob's default
-    eager_z = (torch.ones(3) * 2 * 2**5).sum().item()
+    eager_z = ((torch.ones(3) * 2 + 6) * 2**5).sum().item()
     assert off_cell.outputs[0].text.strip() == str(eager_z * 2**5)  # the loop ran again
     assert python_loop_cell.outputs[0].text == "".join(f"{i}\n" for i in range(4))
-    for cell in (setup, stats_cell, no_loop_cell, python_loop_cell, switch_cell, off_cell):
+    assert ['terra-speedup"' in o.data.get("text/html", "") for o in own_view_cell.outputs
+            ] == [True]
+    for cell in (setup, stats_cell, no_loop_cell, python_loop_cell, own_view_cell,
+                 switch_cell, off_cell):
         assert not [o for o in cell.outputs if is_speedup(o)], cell.source
 
 
