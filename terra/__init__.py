@@ -134,5 +134,8 @@ def is_enabled() -> bool:
 
 
 def reset() -> None:
-    """Forgets every region and graph."""
+    """Forgets every region and graph, and the loop policy's decisions about them."""
+    from terra import regions  # noqa: PLC0415 (the policy holds engine region ids)
+
+    regions.POLICY.reset()
     _engine().reset()

@@ -88,6 +88,25 @@ def test_interrupt_lands_after_a_running_torch_op_returns(kernel, how):
     assert check.stream() == "True\n"
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("how", ["signal", "message"])
+def test_interrupt_of_a_coexecuted_torch_loop(kernel, how):
+    # The same loop with co-execution on: Python runs ahead of the GraphRunner, so the
+    # interrupt must not wait for an unbounded queue to drain (the engine's queue bounds).
+    code = (
+        "import torch, terra\nterra.enable(); terra.reset()\na = torch.randn(400, 400)\ni = 0\n"
+        "while True:\n    b = a @ a\n    i += 1\n"
+        "    if i == 50:\n        print('started', flush=True)"  # co-executing by now
+    )
+    result, latency = _interrupt_running_cell(kernel, code, how)
+    assert result.reply["content"]["ename"] == "KeyboardInterrupt"
+    assert latency < 10
+    check = kernel.run(
+        "print(torch.equal(a @ a, b), terra.stats()['iterations_coexecuted'] > 0)"
+    )
+    assert check.stream() == "True True\n"
+
+
 @pytest.mark.timeout(60)
 def test_interrupt_keeps_state_of_finished_statements(kernel):
     msg_id = kernel.execute(
