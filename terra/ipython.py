@@ -23,7 +23,6 @@ import time
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-import terra
 from terra import _engine_api, config, iterations, loops, regions
 
 USAGE = "usage: %terra status | graph | explain | off | on | reset | bench [N]"
@@ -247,7 +246,8 @@ class TerraMagics(Magics):
         print("terra co-execution on")
 
     def _cmd_reset(self, engine, args) -> None:
-        terra.reset()
+        regions.POLICY.reset()  # as terra.reset(), through the engine this extension drives
+        engine.reset()
         print("terra: regions and graphs forgotten")
 
     def _cmd_bench(self, engine, args) -> None:
