@@ -69,6 +69,17 @@ def region_stats(name: str) -> dict:
     raise KeyError(name)
 
 
+def assert_coexecution_equals_eager(loop, region: str) -> dict:
+    """Runs `loop(iteration)` eagerly, then under Terra in a fresh engine; asserts equal
+    losses and bitwise-equal parameters; returns the Terra region's stats."""
+    eager_losses, eager_params = loop(eager_iteration)
+    fresh_engine()
+    terra_losses, terra_params = loop(terra_iteration)
+    assert terra_losses == eager_losses
+    assert bitwise_equal(terra_params, eager_params)
+    return region_stats(region)
+
+
 def sgd_momentum_loop(iteration, steps: int = 20):
     """MLP regression, SGD with momentum: returns (losses, parameters)."""
     model = mlp()

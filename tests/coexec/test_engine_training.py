@@ -4,20 +4,14 @@ import pytest
 import torch
 
 import terra
-from engine_programs import (adam_scheduler_loop, bitwise_equal, eager_iteration, fresh_engine,
-                             mlp, region_stats, sgd_momentum_loop, terra_iteration, batches,
-                             parameters_of)
+from engine_programs import (adam_scheduler_loop, assert_coexecution_equals_eager, bitwise_equal,
+                             eager_iteration, fresh_engine, mlp, region_stats, sgd_momentum_loop,
+                             terra_iteration, batches, parameters_of)
 
 
 @pytest.mark.timeout(120)
 def test_sgd_momentum_mlp_is_bitwise_equal_and_coexecuted():
-    eager_losses, eager_params = sgd_momentum_loop(eager_iteration)
-    fresh_engine()
-    terra_losses, terra_params = sgd_momentum_loop(terra_iteration)
-
-    assert terra_losses == eager_losses
-    assert bitwise_equal(terra_params, eager_params)
-    stats = region_stats("sgd")
+    stats = assert_coexecution_equals_eager(sgd_momentum_loop, "sgd")
     assert stats["iterations_coexecuted"] >= 15, stats
     assert stats["fallbacks"] == 0, terra.explain()
     assert stats["iterations_traced"] + stats["iterations_coexecuted"] == 20
@@ -25,13 +19,7 @@ def test_sgd_momentum_mlp_is_bitwise_equal_and_coexecuted():
 
 @pytest.mark.timeout(120)
 def test_adam_with_lr_scheduler_does_not_branch_every_iteration():
-    eager_losses, eager_params = adam_scheduler_loop(eager_iteration)
-    fresh_engine()
-    terra_losses, terra_params = adam_scheduler_loop(terra_iteration)
-
-    assert terra_losses == eager_losses
-    assert bitwise_equal(terra_params, eager_params)
-    stats = region_stats("adam")
+    stats = assert_coexecution_equals_eager(adam_scheduler_loop, "adam")
     assert stats["iterations_coexecuted"] >= 20, stats
     assert stats["graph_branches"] <= 3, stats
     assert stats["fallbacks"] <= 2, terra.explain()
@@ -150,11 +138,7 @@ def _silu_adam_loop(iteration, steps=12):
 
 @pytest.mark.timeout(120)
 def test_ops_with_composite_and_cpu_kernels_run_the_cpu_kernel():
-    eager_losses, eager_params = _silu_adam_loop(eager_iteration)
-    fresh_engine()
-    terra_losses, terra_params = _silu_adam_loop(terra_iteration)
-    assert terra_losses == eager_losses
-    assert bitwise_equal(terra_params, eager_params)
+    stats = assert_coexecution_equals_eager(_silu_adam_loop, "silu")
     ops = {node["op"] for node in terra.graph("silu")["nodes"]}
     assert "aten::silu_backward" in ops and "aten::sigmoid" not in ops
-    assert region_stats("silu")["iterations_coexecuted"] >= 8
+    assert stats["iterations_coexecuted"] >= 8
