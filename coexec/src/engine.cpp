@@ -82,29 +82,13 @@ std::uint64_t identity_context(const OpInfo& info) {
 
 graph::Arg other_arg(const std::string& text) { return graph::Arg(graph::OtherArg{text}); }
 
-// An int list, or a SymInt list whose elements are all concrete (sizes arrive so).
-bool is_concrete_int_list(const c10::IValue& value) {
-  if (value.isIntList()) return true;
-  if (!value.isList()) return false;
-  const auto list = value.toListRef();
-  if (list.empty()) return false;
-  for (const c10::IValue& element : list) {
-    if (element.isInt()) continue;
-    if (element.isSymInt() && !element.toSymInt().is_heap_allocated()) continue;
-    return false;
-  }
-  return true;
-}
-
 graph::Arg concrete_int_list(const c10::IValue& value) {
   graph::IntList ints;
   if (value.isIntList()) {
     auto list = value.toIntList();
     ints.assign(list.begin(), list.end());
   } else {
-    for (const c10::IValue& element : value.toListRef()) {
-      ints.push_back(element.isInt() ? element.toInt() : element.toSymInt().as_int_unchecked());
-    }
+    for (const c10::IValue& element : value.toListRef()) ints.push_back(concrete_int(element));
   }
   return graph::Arg(std::move(ints));
 }
@@ -115,10 +99,8 @@ bool scalar_arg(const c10::IValue& value, graph::Arg* arg) {
     *arg = graph::Arg(graph::NoneArg{});
   } else if (value.isBool()) {
     *arg = graph::Arg(value.toBool());
-  } else if (value.isInt()) {
-    *arg = graph::Arg(static_cast<std::int64_t>(value.toInt()));
-  } else if (value.isSymInt() && !value.toSymInt().is_heap_allocated()) {
-    *arg = graph::Arg(static_cast<std::int64_t>(value.toSymInt().as_int_unchecked()));
+  } else if (is_concrete_int(value)) {
+    *arg = graph::Arg(concrete_int(value));
   } else if (value.isDouble()) {
     *arg = graph::Arg(value.toDouble());
   } else if (value.isString()) {
@@ -309,6 +291,12 @@ void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet key
     run_eagerly(op, keys, stack);
     return;
   }
+  if (it->mode == IterationMode::kCoexecuting) {
+    if (const graph::Node* node = match_compiled(info, *stack, *it)) {
+      coexecute_matched(*node, info, op, keys, stack);
+      return;
+    }
+  }
   CallView call;
   if (!build_call(info, *stack, *it, &call)) {
     // Unsupported tensors or arguments: eager after a sync, unrecorded (outputs become feeds).
@@ -330,14 +318,13 @@ void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet key
 
 graph::InputRef Engine::Impl::input_ref(const at::Tensor& tensor, Iteration& it) {
   c10::TensorImpl* impl = tensor.unsafeGetTensorImpl();
-  auto found = it.values.find(impl);
-  if (found != it.values.end()) return found->second.ref;
+  if (const ValueEntry* found = it.values.find(impl)) return found->ref;
   graph::InputRef ref;
   if (tensor.has_storage()) {
-    auto by_storage = it.storages.find(tensor.storage().unsafeGetStorageImpl());
-    if (by_storage != it.storages.end()) {
-      ref = by_storage->second.output;
-      it.values.emplace(impl, ValueEntry{ref, TensorImplRef(tensor.getIntrusivePtr())});
+    if (const StorageEntry* by_storage =
+            it.storages.find(tensor.storage().unsafeGetStorageImpl())) {
+      ref = by_storage->output;
+      it.values.insert_or_assign(impl, ValueEntry{ref, TensorImplRef(tensor.getIntrusivePtr())});
       return ref;
     }
   }
@@ -351,7 +338,7 @@ graph::InputRef Engine::Impl::input_ref(const at::Tensor& tensor, Iteration& it)
     ref = graph::Feed{it.next_external++};
     if (it.mode == IterationMode::kCoexecuting) it.region->counters.feeds++;
   }
-  it.values.emplace(impl, ValueEntry{ref, TensorImplRef(tensor.getIntrusivePtr())});
+  it.values.insert_or_assign(impl, ValueEntry{ref, TensorImplRef(tensor.getIntrusivePtr())});
   return ref;
 }
 
@@ -413,7 +400,7 @@ bool Engine::Impl::build_call(const OpInfo& info, const torch::jit::Stack& stack
 void Engine::Impl::register_outputs(const torch::jit::Stack& stack, std::uint32_t step,
                                     Iteration& it) {
   std::uint32_t index = 0;
-  for (const at::Tensor& out : returned_tensors(stack)) {
+  auto record = [&](const at::Tensor& out) {
     if (out.defined()) {
       const graph::NodeOutput output{step, index};
       it.values.insert_or_assign(out.unsafeGetTensorImpl(),
@@ -426,6 +413,16 @@ void Engine::Impl::register_outputs(const torch::jit::Stack& stack, std::uint32_
       }
     }
     ++index;
+  };
+  // The flattened returns, as returned_tensors() lists them, without building the list.
+  for (const auto& value : stack) {
+    if (value.isTensor()) {
+      record(value.toTensor());
+    } else if (value.isTensorList()) {
+      for (const at::Tensor& t : value.toTensorList()) record(t);
+    } else if (value.isNone()) {
+      ++index;
+    }
   }
 }
 
@@ -492,92 +489,148 @@ const NodeRuntime& Engine::Impl::node_runtime(Region& region, const graph::Node&
     auto outputs = std::make_shared<std::vector<OutputSpec>>();
     for (const auto& out : node.outputs) outputs->push_back(decode_output(out));
     runtime.outputs = std::move(outputs);
+    runtime.pattern = std::make_unique<CallPattern>(node.identity);
   }
   return runtime;
+}
+
+const graph::Node* Engine::Impl::match_compiled(const OpInfo& info,
+                                                const torch::jit::Stack& stack, Iteration& it) {
+  const std::size_t n = info.num_arguments;
+  if (stack.size() < n) return nullptr;
+  Region& region = *it.region;
+  const c10::IValue* args = stack.data() + (stack.size() - n);
+  const std::uint64_t context = identity_context(info);
+  const std::int64_t op_key = info.name.key();
+  auto ref_of = [&](const at::Tensor& tensor) { return input_ref(tensor, it); };
+  return region.cursor->match_if([&](const graph::Node& node) {
+    return node_runtime(region, node).pattern->accepts(op_key, context, args, n, ref_of);
+  });
 }
 
 void Engine::Impl::coexecute_op(const OpInfo& info, const c10::OperatorHandle& op,
                                 c10::DispatchKeySet keys, torch::jit::Stack* stack,
                                 CallView& call) {
   Iteration& it = *iteration;
-  Region& region = *it.region;
-  const graph::Node* node = region.cursor->match(call.identity);
+  const graph::Node* node = it.region->cursor->match(call.identity);
   if (node == nullptr) {
     fall_back(info, call);
     trace_op(info, op, keys, stack, call);
     return;
   }
-  it.step = node->step + 1;
+  coexecute_matched(*node, info, op, keys, stack);
+}
+
+void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info,
+                                     const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                                     torch::jit::Stack* stack) {
+  Iteration& it = *iteration;
+  Region& region = *it.region;
+  it.step = node.step + 1;
   region.counters.ops_coexecuted++;
-  if (is_python_side_node(info, *node)) {
+  if (is_python_side_node(info, node)) {
     run_eagerly(op, keys, stack);
-    register_outputs(*stack, node->step, it);
+    register_outputs(*stack, node.step, it);
     return;
   }
-  if (is_fetch_node(info, *node) || has_int_feed(*node)) {
+  if (is_fetch_node(info, node) || has_int_feed(node)) {
     sync();
     region.counters.fetches++;
-    region.graph.mark_fetch(node->id);
+    region.graph.mark_fetch(node.id);
     run_eagerly(op, keys, stack);
-    register_outputs(*stack, node->step, it);
+    register_outputs(*stack, node.step, it);
     return;
   }
-  queue_op(*node, info, op, keys, stack, call);
+  queue_op(node, info, op, keys, stack);
 }
+
+namespace {
+
+// The tensor in `slot` among the last `n` values of `stack` (the op's arguments).
+const at::Tensor& input_at(const torch::jit::Stack& stack, std::size_t n, InputSlot slot) {
+  const c10::IValue& value = stack[stack.size() - n + slot.argument];
+  if (slot.element < 0) return value.toTensor();
+  return value.toListRef()[slot.element].toTensor();
+}
+
+}  // namespace
 
 void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
                             const c10::OperatorHandle& op, c10::DispatchKeySet keys,
-                            torch::jit::Stack* stack, CallView& call) {
+                            torch::jit::Stack* stack) {
   Iteration& it = *iteration;
   const NodeRuntime& runtime = node_runtime(*it.region, node);
   const std::vector<OutputSpec>& specs = *runtime.outputs;
-  std::vector<at::Tensor> outputs;
-  std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> storages;
-  outputs.reserve(specs.size());
-  storages.reserve(specs.size());
-  std::optional<c10::Device> cuda_device;
-  for (const auto& in : call.inputs) {
-    if (in.is_cuda()) cuda_device = in.device();
-  }
+  const std::size_t n = info.num_arguments;
+  wait_for_runner_room();  // before taking a slot of the runner's ring
+
+  WorkItem& item = runner.next_slot();
+  struct AbandonUnlessCommitted {
+    GraphRunner& runner;
+    bool committed = false;
+    ~AbandonUnlessCommitted() {
+      if (!committed) runner.abandon();
+    }
+  } slot_guard{runner};
+  item.op = op;
+  item.keys = keys;
+  const c10::impl::LocalDispatchKeySet tls = c10::impl::tls_local_dispatch_key_set();
+  item.tls_included = tls.included_;
+  item.tls_excluded = tls.excluded_;
+  item.autograd_state = c10::AutogradState::get_tls_state();
+  std::optional<c10::Device> cuda_device = runtime.pattern->cuda_input();
+
+  // The returns, shaped as the schema says: a lone Tensor[] or one Tensor per return; built
+  // before the arguments leave the stack (an in-place op returns one of them).
+  const auto& returns = op.schema().returns();
+  const bool returns_list =
+      returns.size() == 1 && returns[0].type()->kind() == c10::TypeKind::ListType;
+  std::vector<at::Tensor> list_outputs;
+  at::Tensor single_output;
+  torch::jit::Stack outputs;
+  if (!returns_list && specs.size() > 1) outputs.reserve(specs.size());
   for (const OutputSpec& spec : specs) {
+    at::Tensor out;
     if (spec.undefined) {
-      outputs.emplace_back();
-      storages.emplace_back(c10::intrusive_ptr<c10::StorageImpl>());
+      item.storages.emplace_back(c10::intrusive_ptr<c10::StorageImpl>());
     } else if (spec.same_as_input) {
-      outputs.push_back(call.inputs.at(spec.input));
-      storages.emplace_back(c10::intrusive_ptr<c10::StorageImpl>());
+      out = input_at(*stack, n, runtime.pattern->input_slots().at(spec.input));
+      item.storages.emplace_back(c10::intrusive_ptr<c10::StorageImpl>());
     } else {
-      outputs.push_back(make_placeholder(spec, config.poison));
-      storages.push_back(outputs.back().storage().getWeakStorageImpl());
+      out = make_placeholder(spec, config.poison);
+      item.storages.push_back(out.storage().getWeakStorageImpl());
       if (spec.device.is_cuda()) cuda_device = spec.device;
+    }
+    if (returns_list) {
+      list_outputs.push_back(std::move(out));
+    } else if (specs.size() == 1) {
+      single_output = std::move(out);
+    } else {
+      outputs.emplace_back(std::move(out));
     }
   }
 
-  WorkItem item{op, keys, c10::impl::tls_local_dispatch_key_set(),
-                c10::AutogradState::get_tls_state()};
-  const std::size_t n = info.num_arguments;
-  item.arguments.assign(std::make_move_iterator(stack->end() - n),
+  item.arguments.insert(item.arguments.end(), std::make_move_iterator(stack->end() - n),
                         std::make_move_iterator(stack->end()));
   stack->erase(stack->end() - n, stack->end());
   alias_tensor_arguments(item.arguments);  // use counts stay as in eager (autograd reads them)
   item.specs = runtime.outputs;
-  item.storages = std::move(storages);
   if (cuda_device) {
     item.stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(*cuda_device);
   }
   item.region = it.region->id;
   item.node = node.id;
 
-  // The returns, shaped as the schema says: a lone Tensor[] or one Tensor per return.
-  const auto& returns = op.schema().returns();
-  if (returns.size() == 1 && returns[0].type()->kind() == c10::TypeKind::ListType) {
-    stack->emplace_back(c10::List<at::Tensor>(outputs));
+  if (returns_list) {
+    stack->emplace_back(c10::List<at::Tensor>(std::move(list_outputs)));
+  } else if (specs.size() == 1) {
+    stack->emplace_back(std::move(single_output));
   } else {
-    for (auto& out : outputs) stack->emplace_back(std::move(out));
+    for (auto& out : outputs) stack->push_back(std::move(out));
   }
+  slot_guard.committed = true;
+  runner.commit();
   register_outputs(*stack, node.step, it);
-  wait_for_runner_room();
-  runner.push(std::move(item));
 }
 
 void Engine::Impl::note_traced_op_time(double seconds) {
@@ -648,10 +701,7 @@ void Engine::Impl::begin_iteration(int region_id) {
   Region* region = find_region(region_id);
   TORCH_CHECK(region != nullptr, "terra: unknown region id ", region_id);
   last_region = region_id;
-  iteration = std::make_unique<Iteration>();
-  Iteration& it = *iteration;
-  it.region = region;
-  it.start = Clock::now();
+  Iteration& it = start_iteration(region);
   if (!config.enabled || region->phase == Phase::kDisabled) {
     it.mode = IterationMode::kInactive;
     return;
@@ -664,6 +714,29 @@ void Engine::Impl::begin_iteration(int region_id) {
   }
   runner.set_num_threads(at::get_num_threads());
   set_intercepting(true);
+}
+
+void Iteration::recycle() {
+  region = nullptr;
+  mode = IterationMode::kInactive;
+  trace = graph::Trace{};
+  fallback_from = graph::kRootId;
+  step = 0;
+  values.clear();
+  storages.clear();
+  next_external = 0;
+}
+
+Iteration& Engine::Impl::start_iteration(Region* region) {
+  if (spare_iteration) {
+    iteration = std::move(spare_iteration);
+    iteration->recycle();
+  } else {
+    iteration = std::make_unique<Iteration>();
+  }
+  iteration->region = region;
+  iteration->start = Clock::now();
+  return *iteration;
 }
 
 void Engine::Impl::end_iteration() {
@@ -682,6 +755,7 @@ void Engine::Impl::end_iteration() {
       break;
     case IterationMode::kTracing: {
       const graph::MergeResult result = region.graph.merge(it.trace, merge_options());
+      region.runtime.clear();  // identities may have been generalised
       repeated = result.contained;
       region.counters.iterations_traced++;
       region.traced_iterations++;
@@ -697,6 +771,7 @@ void Engine::Impl::end_iteration() {
     case IterationMode::kCoexecuting: {
       if (!region.cursor->finish()) {
         region.graph.merge_from(region.cursor->position().id, graph::Trace{}, merge_options());
+        region.runtime.clear();
       }
       repeated = true;
       region.counters.iterations_coexecuted++;
@@ -706,6 +781,7 @@ void Engine::Impl::end_iteration() {
     case IterationMode::kFallenBack: {
       const graph::MergeResult result =
           region.graph.merge_from(it.fallback_from, it.trace, merge_options());
+      region.runtime.clear();
       repeated = result.contained;
       region.counters.iterations_traced++;
       if (++region.fallbacks_in_row >= config.max_fallbacks_in_row) {
@@ -724,6 +800,8 @@ void Engine::Impl::end_iteration() {
   }
   region.counters.time_python_s += std::chrono::duration<double>(Clock::now() - it.start).count();
   if (!runner.pending()) set_intercepting(false);
+  it.recycle();  // drops this iteration's references now
+  spare_iteration = std::move(done);
 }
 
 void Engine::Impl::abort_iteration() {

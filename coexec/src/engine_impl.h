@@ -14,8 +14,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "call_pattern.h"
 #include "graph_runner.h"
 #include "op_table.h"
+#include "pointer_map.h"
 #include "terra/coexec/engine.h"
 #include "terra/graph/cursor.h"
 #include "terra/graph/trace_graph.h"
@@ -25,9 +27,11 @@ namespace terra::coexec {
 using TensorImplRef = c10::weak_intrusive_ptr<c10::TensorImpl>;
 
 // Runtime side table of a node (identity lives in the graph, STYLE.md §4).
+// Built on first use and dropped whenever the region's graph merges a trace.
 struct NodeRuntime {
   // Shared with queued work items, which outlive a resize of the side table.
   std::shared_ptr<const std::vector<OutputSpec>> outputs;
+  std::unique_ptr<CallPattern> pattern;
 };
 
 struct Region {
@@ -63,14 +67,17 @@ struct Iteration {
   graph::Trace trace;  // tracing: the whole iteration; after a fallback: the rest
   graph::NodeId fallback_from = graph::kRootId;
   std::uint32_t step = 0;  // step of the next op
-  std::unordered_map<c10::TensorImpl*, ValueEntry> values;
+  PointerMap<c10::TensorImpl*, ValueEntry> values;
   // Outputs by storage: autograd hands saved outputs back as shallow copies (new TensorImpl,
   // same storage), which are still that node's output.
-  std::unordered_map<c10::StorageImpl*, StorageEntry> storages;
+  PointerMap<c10::StorageImpl*, StorageEntry> storages;
   // Ordinal of the next tensor from outside the iteration (State or Feed): one counter, so
   // that one input changing kind does not renumber the others.
   std::int64_t next_external = 0;
   std::chrono::steady_clock::time_point start;
+
+  // Back to a fresh iteration, keeping the tables' capacity (a steady loop allocates none).
+  void recycle();
 };
 
 // A boxed call seen through the IR: its identity and its tensor inputs in identity order.
@@ -104,6 +111,7 @@ struct Engine::Impl {
   int next_region_id = 0;
   int last_region = -1;
   std::unique_ptr<Iteration> iteration;
+  std::unique_ptr<Iteration> spare_iteration;  // the last one, recycled
   int nested = 0;  // begin_iteration calls ignored inside an active iteration
   std::string module_path;
   std::string last_fallback;
@@ -116,10 +124,18 @@ struct Engine::Impl {
   void register_outputs(const torch::jit::Stack& stack, std::uint32_t step, Iteration& it);
   void trace_op(const OpInfo& info, const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                 torch::jit::Stack* stack, CallView& call);
+  // The hot path: the node whose compiled pattern accepts this call, or nullptr when no
+  // pattern could decide (then build_call and coexecute_op decide through the IR).
+  const graph::Node* match_compiled(const OpInfo& info, const torch::jit::Stack& stack,
+                                    Iteration& it);
   void coexecute_op(const OpInfo& info, const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                     torch::jit::Stack* stack, CallView& call);
+  // Answers a call the cursor matched to `node`: at once, after a fetch, or queued.
+  void coexecute_matched(const graph::Node& node, const OpInfo& info,
+                         const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                         torch::jit::Stack* stack);
   void queue_op(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
-                c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call);
+                c10::DispatchKeySet keys, torch::jit::Stack* stack);
   // Backpressure: blocks (GIL released) while the runner is too far behind (EngineConfig).
   void wait_for_runner_room();
   // Moving average of traced (eager) op times; seeds the runner's estimate for backpressure.
@@ -128,6 +144,7 @@ struct Engine::Impl {
   void run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                    torch::jit::Stack* stack);
   const NodeRuntime& node_runtime(Region& region, const graph::Node& node);
+  Iteration& start_iteration(Region* region);
   void debug(int level, const std::string& message) const;
 };
 

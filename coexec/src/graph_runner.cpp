@@ -107,8 +107,18 @@ void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Te
   at::_ops::copy_::redispatch(dense, view, result, false);
 }
 
+void WorkItem::clear() {
+  op.reset();
+  arguments.clear();
+  specs.reset();
+  storages.clear();
+  stream.reset();
+  region = -1;
+  node = 0;
+}
+
 // The thread starts in the body, once every member it uses exists.
-GraphRunner::GraphRunner() {
+GraphRunner::GraphRunner() : slots_(kCapacity) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -122,16 +132,21 @@ GraphRunner::~GraphRunner() {
   thread_.join();
 }
 
-void GraphRunner::push(WorkItem item) {
-  outstanding_.fetch_add(1, std::memory_order_acq_rel);
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(std::move(item));
-    wake = sleeping_;
-  }
-  if (wake) work_ready_.notify_one();
+WorkItem& GraphRunner::next_slot() {
+  return slots_[tail_.load(std::memory_order_relaxed) % kCapacity];
 }
+
+void GraphRunner::commit() {
+  outstanding_.fetch_add(1, std::memory_order_acq_rel);
+  tail_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_seq_cst)) {
+    // Taking the mutex orders this wake-up after the runner's last look at the ring.
+    { std::lock_guard<std::mutex> lock(mutex_); }
+    work_ready_.notify_one();
+  }
+}
+
+void GraphRunner::abandon() { next_slot().clear(); }
 
 void GraphRunner::wait_idle() {
   std::unique_lock<std::mutex> lock(mutex_);
@@ -145,7 +160,7 @@ void GraphRunner::wait_idle() {
 bool GraphRunner::has_room(std::int64_t max_items, double max_lag_s) const {
   const std::int64_t queued = outstanding_.load(std::memory_order_acquire);
   if (queued == 0) return true;
-  if (max_items > 0 && queued >= max_items) return false;
+  if (queued >= kCapacity || (max_items > 0 && queued >= max_items)) return false;
   if (max_lag_s <= 0) return true;
   // The op running now has taken at least its elapsed time: a lower bound of the op cost
   // that also holds before the first op finished (no mean yet) and for one huge op.
@@ -218,30 +233,27 @@ void GraphRunner::update_mean_op_time(double seconds) {
                          std::memory_order_relaxed);
 }
 
-void GraphRunner::spin_for_work(std::unique_lock<std::mutex>& lock) {
+bool GraphRunner::wait_for_work(std::unique_lock<std::mutex>& lock) {
   // Python usually confirms the next op within microseconds: waiting awake a little keeps
-  // push() from paying a futex wake-up per op. Called and returns with `lock` held.
-  lock.unlock();
-  for (int i = 0; i < kSpinChecks; ++i) {
-    if (outstanding_.load(std::memory_order_acquire) > 0) break;
-    std::this_thread::yield();
-  }
+  // commit() from paying a futex wake-up per op.
+  for (int i = 0; i < kSpinChecks && queue_empty(); ++i) std::this_thread::yield();
+  if (!queue_empty() && !hold_.load(std::memory_order_acquire)) return true;
   lock.lock();
+  sleeping_.store(true, std::memory_order_seq_cst);
+  work_ready_.wait(lock, [this] { return stop_ || (!queue_empty() && !hold_); });
+  sleeping_.store(false, std::memory_order_relaxed);
+  const bool work = !queue_empty();
+  lock.unlock();
+  return work;
 }
 
 void GraphRunner::loop() {
   int current_threads = -1;
-  std::unique_lock<std::mutex> lock(mutex_);
-  while (true) {
-    if (queue_.empty() && !stop_) spin_for_work(lock);
-    sleeping_ = true;
-    work_ready_.wait(lock, [this] { return stop_ || (!queue_.empty() && !hold_); });
-    sleeping_ = false;
-    if (stop_ && queue_.empty()) return;
-    WorkItem item = std::move(queue_.front());
-    queue_.pop_front();
+  std::unique_lock<std::mutex> lock(mutex_, std::defer_lock);
+  while (wait_for_work(lock)) {
+    const std::uint64_t head = head_.load(std::memory_order_relaxed);
+    WorkItem& item = slots_[head % kCapacity];
     const bool drop = failed_.load(std::memory_order_acquire);
-    lock.unlock();
 
     const int wanted = wanted_threads_.load();
     if (wanted > 0 && wanted != current_threads) {
@@ -264,7 +276,8 @@ void GraphRunner::loop() {
     }
     const int region = item.region;
     const std::uint32_t node = item.node;
-    { WorkItem done = std::move(item); }  // drop the references before taking the lock
+    item.clear();  // drop the references before taking the lock
+    head_.store(head + 1, std::memory_order_release);
 
     lock.lock();
     if (!drop) {
@@ -277,27 +290,28 @@ void GraphRunner::loop() {
     }
     if (outstanding_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_.notify_all();
     if (room_wanted_) room_.notify_all();
+    lock.unlock();
   }
 }
 
 void GraphRunner::execute(WorkItem& item) {
   // The caller's thread-local state below autograd, so nested calls dispatch as in eager.
-  c10::impl::ForceDispatchKeyGuard keys_guard(item.tls_keys);
+  c10::impl::ForceDispatchKeyGuard keys_guard(item.tls_included, item.tls_excluded);
   const c10::AutogradState saved_autograd = c10::AutogradState::get_tls_state();
   c10::AutogradState::set_tls_state(item.autograd_state);
   std::optional<c10::StreamGuard> stream_guard;
   if (item.stream) stream_guard.emplace(*item.stream);
 
-  torch::jit::Stack stack = std::move(item.arguments);
+  torch::jit::Stack& stack = item.arguments;  // becomes the results; keeps its capacity
   try {
-    item.op.redispatchBoxed(item.keys, &stack);
+    item.op->redispatchBoxed(item.keys, &stack);
   } catch (...) {
     c10::AutogradState::set_tls_state(saved_autograd);
     throw;
   }
   c10::AutogradState::set_tls_state(saved_autograd);
   std::vector<at::Tensor> results = take_results(stack);
-  TORCH_CHECK(results.size() == item.storages.size(), "terra: ", item.op.operator_name(),
+  TORCH_CHECK(results.size() == item.storages.size(), "terra: ", item.op->operator_name(),
               " returned ", results.size(), " tensors, the graph promised ", item.storages.size());
   for (std::size_t i = 0; i < results.size(); ++i) {
     c10::intrusive_ptr<c10::StorageImpl> target = item.storages[i].lock();

@@ -13,7 +13,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -35,11 +34,14 @@ struct OutputSpec {
   c10::DispatchKeySet keys;
 };
 
-// One confirmed op: everything needed to run it exactly as eager would have.
+// One confirmed op: everything needed to run it exactly as eager would have. Work items live
+// in the runner's ring and are reused: clear() keeps the vectors' capacity, so a steady loop
+// queues ops without allocating.
 struct WorkItem {
-  c10::OperatorHandle op;
-  c10::DispatchKeySet keys;                 // the dispatch keys below interception
-  c10::impl::LocalDispatchKeySet tls_keys;  // thread-local include/exclude of the caller
+  std::optional<c10::OperatorHandle> op;
+  c10::DispatchKeySet keys;  // the dispatch keys below interception
+  // The caller's thread-local included/excluded keys.
+  c10::DispatchKeySet tls_included, tls_excluded;
   c10::AutogradState autograd_state{false, false, false, false};
   std::vector<c10::IValue> arguments;  // the boxed arguments, actual values
   // Per flattened tensor output: the placeholder's storage to fill (null when the output is
@@ -52,6 +54,9 @@ struct WorkItem {
   std::optional<c10::Stream> stream;  // the caller's current stream (CUDA)
   int region = -1;
   std::uint32_t node = 0;
+
+  // Drops every reference the item holds; keeps the capacity of its vectors.
+  void clear();
 };
 
 // Per-node time measured by the runner, collected by the engine on its own thread.
@@ -68,15 +73,24 @@ class GraphRunner {
   GraphRunner(const GraphRunner&) = delete;
   GraphRunner& operator=(const GraphRunner&) = delete;
 
-  // Queues a confirmed op; it runs after every op queued before it.
-  void push(WorkItem item);
+  // At most this many ops are outstanding (the ring's size; has_room() keeps to it).
+  static constexpr std::int64_t kCapacity = 1024;
+
+  // Queuing a confirmed op, without copying it: the producer (one thread, the engine's)
+  // fills next_slot() in place, then commit()s it; it runs after every op queued before it.
+  // Precondition of next_slot(): has_room(). abandon() empties a slot the producer could not
+  // finish filling.
+  WorkItem& next_slot();
+  void commit();
+  void abandon();
   // Blocks until every queued op ran (or was dropped after an error). Releases a hold.
   void wait_idle();
   // True while queued work remains (cheap, lock-free).
   bool pending() const { return outstanding_.load(std::memory_order_acquire) > 0; }
   // Ops queued and not yet finished (cheap, lock-free).
   std::int64_t outstanding() const { return outstanding_.load(std::memory_order_acquire); }
-  // True when one more op may be queued: fewer than `max_items` are outstanding and their
+  // True when one more op may be queued: fewer than `max_items` (and kCapacity) are
+  // outstanding and their
   // estimated run time (count x the recent mean op time) is below `max_lag_s`. A bound <= 0
   // is off. Cheap, lock-free: the producer's fast path.
   bool has_room(std::int64_t max_items, double max_lag_s) const;
@@ -104,7 +118,13 @@ class GraphRunner {
 
  private:
   void loop();
-  void spin_for_work(std::unique_lock<std::mutex>& lock);
+  // Waits (spinning briefly, then asleep) until an op is queued, the hold is off, or stop;
+  // false on stop with nothing queued. Takes and returns `lock` unlocked.
+  bool wait_for_work(std::unique_lock<std::mutex>& lock);
+  bool queue_empty() const {
+    // seq_cst: read after the runner announced it sleeps (see sleeping_).
+    return head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_seq_cst);
+  }
   static constexpr int kSpinChecks = 200;
   void execute(WorkItem& item);
   void record_time(int region, std::uint32_t node, double seconds);
@@ -118,14 +138,20 @@ class GraphRunner {
   bool room_wanted_ = false;
   std::atomic<double> mean_op_seconds_{0.0};       // moving average, written by the runner only
   std::atomic<std::int64_t> running_since_ns_{0};  // start of the op running now, 0: none
-  std::deque<WorkItem> queue_;
+  // The ring of work items: the producer owns [tail_, head_ + kCapacity), the runner
+  // [head_, tail_). Single producer, single consumer: no lock on the hot path.
+  std::vector<WorkItem> slots_;
+  std::atomic<std::uint64_t> head_{0};
+  std::atomic<std::uint64_t> tail_{0};
   std::atomic<std::int64_t> outstanding_{0};
   std::atomic<bool> failed_{false};
   std::atomic<int> wanted_threads_{0};
   std::exception_ptr error_;
   bool stop_ = false;
-  bool hold_ = false;
-  bool sleeping_ = false;
+  std::atomic<bool> hold_{false};
+  // Set by the runner (under mutex_) before it sleeps; commit() then wakes it. Sequentially
+  // consistent with the ring's tail, so that a wake-up is never lost.
+  std::atomic<bool> sleeping_{false};
   std::vector<double> busy_by_region_;
   std::vector<NodeTime> node_times_;
 };

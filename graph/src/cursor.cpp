@@ -31,9 +31,14 @@ const Node* Cursor::match(const OpIdentity& op) {
     diverged_ = true;
     return nullptr;
   }
-  at.last_taken = found;
-  last_choice_ = found;
-  current_ = at.children[found];
+  return take(found);
+}
+
+const Node* Cursor::take(std::int32_t choice) {
+  Node& at = graph_->mutable_node(current_);
+  at.last_taken = choice;
+  last_choice_ = choice;
+  current_ = at.children[choice];
   path_.push_back(current_);
   return &graph_->nodes_[current_];
 }

@@ -12,10 +12,9 @@
 
 #include "terra/graph/node.h"
 #include "terra/graph/op_identity.h"
+#include "terra/graph/trace_graph.h"
 
 namespace terra::graph {
-
-class TraceGraph;
 
 class Cursor {
  public:
@@ -29,6 +28,13 @@ class Cursor {
   // branch point this informs the graph (last_taken). nullptr on divergence: the position
   // stays, and further calls keep returning nullptr until reset().
   const Node* match(const OpIdentity& op);
+  // match() with `accepts(const Node&)` in place of the identity test, for a caller that
+  // judges a call without building its OpIdentity (the engine's compiled call patterns).
+  // `accepts` may only say true where Node::identity.accepts would. When no child is
+  // accepted the cursor stays as it was, without diverging: the caller then decides with
+  // match(), which also records the divergence.
+  template <class Accepts>
+  const Node* match_if(Accepts&& accepts);
   // Ends the iteration at the current position: commits counts along the path and returns
   // true when some earlier iteration also ended here (false: the iteration is new here and
   // the engine should merge_from(position().id, rest) instead, which counts it). No effect
@@ -49,6 +55,9 @@ class Cursor {
   const std::vector<NodeId>& path() const { return path_; }
 
  private:
+  // Moves to child `choice` of the current node (informing the graph); returns it.
+  const Node* take(std::int32_t choice);
+
   TraceGraph* graph_;
   NodeId current_;
   std::vector<NodeId> path_;
@@ -56,5 +65,20 @@ class Cursor {
   bool diverged_ = false;
   bool finished_ = false;
 };
+
+template <class Accepts>
+const Node* Cursor::match_if(Accepts&& accepts) {
+  if (diverged_ || finished_) return nullptr;
+  const Node& at = graph_->node(current_);
+  const auto count = static_cast<std::int32_t>(at.children.size());
+  // Same order as match(): the last-taken child first.
+  if (at.last_taken >= 0 && accepts(graph_->node(at.children[at.last_taken]))) {
+    return take(at.last_taken);
+  }
+  for (std::int32_t i = 0; i < count; ++i) {
+    if (i != at.last_taken && accepts(graph_->node(at.children[i]))) return take(i);
+  }
+  return nullptr;
+}
 
 }  // namespace terra::graph
