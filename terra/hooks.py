@@ -7,7 +7,8 @@ tolist, __array__, __dlpack__, __repr__, __format__, data_ptr, untyped_storage, 
 __reduce_ex__ / __deepcopy__ (pickling, torch.save, copy.deepcopy), torch.save, and the RNG
 state functions (torch.manual_seed, get/set_rng_state, ...), which must see the RNG stream
 after every random op already issued. Explicit torch.Generator methods cannot be wrapped
-(a C type): call terra.sync() before reading a Generator's state in a co-executed loop.
+(a C type); instead the engine runs every op that takes a Generator object on the Python
+thread after a sync, so a Generator's state is current whenever Python reads or reseeds it.
 
 The originals stay reachable (`torch._C.TensorBase.data_ptr`), which tests use to show
 what a read that missed its fetch would see (TERRA_DEBUG_POISON=1).

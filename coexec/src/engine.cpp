@@ -348,6 +348,8 @@ bool Engine::Impl::build_call(const OpInfo& info, const torch::jit::Stack& stack
   if (stack.size() < n) return false;
   std::vector<graph::Arg> args;
   args.reserve(n);
+  call->inputs.reserve(n);
+  call->tensor_inputs.reserve(n);
   auto add_tensor = [&](const at::Tensor& tensor) -> std::int32_t {
     const auto index = static_cast<std::int32_t>(call->inputs.size());
     call->tensor_inputs.push_back({input_ref(tensor, it), identity_meta(tensor)});
@@ -389,6 +391,7 @@ bool Engine::Impl::build_call(const OpInfo& info, const torch::jit::Stack& stack
     } else {
       graph::Arg arg;
       if (!scalar_arg(value, &arg)) return false;
+      call->explicit_generator |= value.isGenerator();
       args.push_back(std::move(arg));
     }
   }
@@ -518,12 +521,12 @@ void Engine::Impl::coexecute_op(const OpInfo& info, const c10::OperatorHandle& o
     trace_op(info, op, keys, stack, call);
     return;
   }
-  coexecute_matched(*node, info, op, keys, stack);
+  coexecute_matched(*node, info, op, keys, stack, call.explicit_generator);
 }
 
 void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info,
                                      const c10::OperatorHandle& op, c10::DispatchKeySet keys,
-                                     torch::jit::Stack* stack) {
+                                     torch::jit::Stack* stack, bool run_now) {
   Iteration& it = *iteration;
   Region& region = *it.region;
   it.step = node.step + 1;
@@ -533,7 +536,7 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
     register_outputs(*stack, node.step, it);
     return;
   }
-  if (is_fetch_node(info, node) || has_int_feed(node)) {
+  if (run_now || is_fetch_node(info, node) || has_int_feed(node)) {
     sync();
     region.counters.fetches++;
     region.graph.mark_fetch(node.id);

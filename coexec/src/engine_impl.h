@@ -86,6 +86,10 @@ struct CallView {
   std::vector<at::Tensor> inputs;
   std::vector<graph::TensorInput> tensor_inputs;  // moved into `identity` once built
   bool bool_index = false;  // a boolean/byte mask among the inputs of aten::index
+  // A torch.Generator object among the arguments: the op runs on the Python thread after a
+  // sync, so that the generator's state is current whenever Python reads or reseeds it (its
+  // methods bypass the dispatcher and cannot be hooked: a C type).
+  bool explicit_generator = false;
 };
 
 struct Engine::Impl {
@@ -131,9 +135,10 @@ struct Engine::Impl {
   void coexecute_op(const OpInfo& info, const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                     torch::jit::Stack* stack, CallView& call);
   // Answers a call the cursor matched to `node`: at once, after a fetch, or queued.
+  // `run_now`: sync and run eagerly even where the node could be queued.
   void coexecute_matched(const graph::Node& node, const OpInfo& info,
                          const c10::OperatorHandle& op, c10::DispatchKeySet keys,
-                         torch::jit::Stack* stack);
+                         torch::jit::Stack* stack, bool run_now = false);
   void queue_op(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
                 c10::DispatchKeySet keys, torch::jit::Stack* stack);
   // Backpressure: blocks (GIL released) while the runner is too far behind (EngineConfig).

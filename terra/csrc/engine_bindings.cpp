@@ -10,6 +10,7 @@
 #include <pybind11/stl.h>
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "bindings.h"
@@ -40,31 +41,91 @@ bool is_library_file(const std::string& file) {
   return false;
 }
 
-// The innermost frame of user code on the calling thread (GIL taken if needed).
-bool user_source_location(std::string* file, int* line) {
-  PyGILState_STATE gil = PyGILState_Ensure();
-  bool found = false;
-  PyFrameObject* frame = PyEval_GetFrame();  // borrowed
-  if (frame != nullptr) Py_INCREF(frame);
-  while (frame != nullptr && !found) {
-    PyCodeObject* code = PyFrame_GetCode(frame);  // new reference
-    const char* name = PyUnicode_AsUTF8(code->co_filename);
-    std::string filename = name != nullptr ? name : "";
-    if (!is_library_file(filename) || filename.rfind("<ipython", 0) == 0 ||
-        filename.rfind("<string>", 0) == 0) {
-      *file = filename;
-      *line = PyFrame_GetLineNumber(frame);
-      found = true;
-    }
-    Py_DECREF(code);
-    PyFrameObject* back = PyFrame_GetBack(frame);  // new reference
-    Py_DECREF(frame);
-    frame = back;
+// Finds the innermost frame of user code. Every traced op asks, so what is slow to compute
+// from a frame is cached per code object: whether it is library code, its file name, and the
+// line of each instruction offset (PyFrame_GetLineNumber walks the line table each time).
+// The cache holds a reference to each code object, so an address is never reused while it is
+// cached; it is dropped whole when it grows past kMaxCodes.
+class SourceLocator {
+ public:
+  static SourceLocator& instance() {
+    static SourceLocator* locator = new SourceLocator();  // never destroyed (interpreter exit)
+    return *locator;
   }
-  Py_XDECREF(frame);
-  if (PyErr_Occurred()) PyErr_Clear();
-  PyGILState_Release(gil);
-  return found;
+
+  bool locate(std::string* file, int* line) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    bool found = false;
+    PyFrameObject* frame = PyEval_GetFrame();  // borrowed
+    if (frame != nullptr) Py_INCREF(frame);
+    while (frame != nullptr && !found) {
+      PyCodeObject* code = PyFrame_GetCode(frame);  // new reference
+      CodeInfo& info = code_info(code);
+      if (!info.library) {
+        *file = info.file;
+        *line = line_of(info, frame);
+        found = true;
+      }
+      Py_DECREF(code);
+      PyFrameObject* back = PyFrame_GetBack(frame);  // new reference
+      Py_DECREF(frame);
+      frame = back;
+    }
+    Py_XDECREF(frame);
+    if (PyErr_Occurred()) PyErr_Clear();
+    PyGILState_Release(gil);
+    return found;
+  }
+
+  // Forgets every cached code object (the library prefixes changed). GIL held.
+  void forget_all() {
+    for (auto& [code, info] : codes_) Py_DECREF(info.code);
+    codes_.clear();
+  }
+
+ private:
+  static constexpr std::size_t kMaxCodes = 4096;
+
+  struct CodeInfo {
+    PyObject* code = nullptr;  // strong reference
+    bool library = true;
+    std::string file;
+    std::unordered_map<int, int> line_by_offset;
+  };
+
+  CodeInfo& code_info(PyCodeObject* code) {
+    auto found = codes_.find(code);
+    if (found != codes_.end()) return found->second;
+    if (codes_.size() >= kMaxCodes) forget_all();
+    CodeInfo info;
+    info.code = reinterpret_cast<PyObject*>(code);
+    Py_INCREF(info.code);
+    const char* name = PyUnicode_AsUTF8(code->co_filename);
+    info.file = name != nullptr ? name : "";
+    info.library = is_library_file(info.file) && info.file.rfind("<ipython", 0) != 0 &&
+                   info.file.rfind("<string>", 0) != 0;
+    return codes_.emplace(code, std::move(info)).first->second;
+  }
+
+  static int line_of(CodeInfo& info, PyFrameObject* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+    const int offset = PyFrame_GetLasti(frame);
+    auto found = info.line_by_offset.find(offset);
+    if (found != info.line_by_offset.end()) return found->second;
+    const int line = PyFrame_GetLineNumber(frame);
+    info.line_by_offset.emplace(offset, line);
+    return line;
+#else
+    (void)info;
+    return PyFrame_GetLineNumber(frame);
+#endif
+  }
+
+  std::unordered_map<PyCodeObject*, CodeInfo> codes_;
+};
+
+bool user_source_location(std::string* file, int* line) {
+  return SourceLocator::instance().locate(file, line);
 }
 
 void wait_without_gil(const std::function<void()>& wait) {
@@ -219,7 +280,10 @@ void bind_engine(py::module_& m) {
       "The process-wide engine (installs the interception kernels on first use).");
   m.def(
       "set_library_prefixes",
-      [](std::vector<std::string> prefixes) { library_prefixes().prefixes = std::move(prefixes); },
+      [](std::vector<std::string> prefixes) {
+        library_prefixes().prefixes = std::move(prefixes);
+        SourceLocator::instance().forget_all();
+      },
       "Paths whose frames are library code for source locations (torch, terra).");
 }
 
