@@ -14,6 +14,8 @@ export CCACHE_DIR ?= $(HOME)/.cache/ccache
 # Paths below the checkout hash relative, so a fresh clone elsewhere still hits the cache.
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
+# The precompiled header (coexec) is cacheable only with these (ccache manual, "Precompiled headers").
+export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PYTHONDONTWRITEBYTECODE = 1
 export JUPYTER_PATH := $(VENV)/share/jupyter
 export JUPYTER_PLATFORM_DIRS = 1

@@ -1,0 +1,180 @@
+// Iterations of a region (DESIGN §3): begin, end (merge the trace; enter co-execution once an
+// iteration repeated; leave it after repeated fallbacks), abort on an exception, and sync with
+// the GraphRunner.
+#include <ATen/Parallel.h>
+
+#include <chrono>
+
+#include "engine_impl.h"
+#include "interceptor.h"
+
+namespace terra::coexec {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+graph::MergeOptions merge_options() {
+  graph::MergeOptions options;
+  options.generalise_doubles = true;
+  // Ints too (slice bounds that move every iteration): an int can shape outputs, so a queued
+  // node with an int ScalarFeed runs eagerly after a sync (has_int_feed) instead of trusting
+  // its recorded metadata; views run for real anyway.
+  options.generalise_ints = true;
+  return options;
+}
+
+}  // namespace
+
+Region* Engine::Impl::find_region(int id) const {
+  auto found = regions.find(id);
+  return found == regions.end() ? nullptr : found->second.get();
+}
+
+void Engine::Impl::begin_iteration(int region_id) {
+  if (iteration) {
+    ++nested;
+    return;
+  }
+  Region* region = find_region(region_id);
+  TORCH_CHECK(region != nullptr, "terra: unknown region id ", region_id);
+  last_region = region_id;
+  Iteration& it = start_iteration(region);
+  if (!config.enabled || region->phase == Phase::kDisabled) {
+    it.mode = IterationMode::kInactive;
+    return;
+  }
+  if (region->phase == Phase::kCoexecuting) {
+    it.mode = IterationMode::kCoexecuting;
+    region->cursor->reset();
+  } else {
+    it.mode = IterationMode::kTracing;
+  }
+  runner.set_num_threads(at::get_num_threads());
+  set_intercepting(true);
+}
+
+void Iteration::recycle() {
+  region = nullptr;
+  mode = IterationMode::kInactive;
+  trace = graph::Trace{};
+  fallback_from = graph::kRootId;
+  step = 0;
+  values.clear();
+  storages.clear();
+  next_external = 0;
+}
+
+Iteration& Engine::Impl::start_iteration(Region* region) {
+  if (spare_iteration) {
+    iteration = std::move(spare_iteration);
+    iteration->recycle();
+  } else {
+    iteration = std::make_unique<Iteration>();
+  }
+  iteration->region = region;
+  iteration->start = Clock::now();
+  return *iteration;
+}
+
+void Engine::Impl::end_iteration() {
+  if (nested > 0) {
+    --nested;
+    return;
+  }
+  if (!iteration) return;
+  std::unique_ptr<Iteration> done = std::move(iteration);
+  Iteration& it = *done;
+  Region& region = *it.region;
+  collect_node_times();
+  bool repeated = false;
+  switch (it.mode) {
+    case IterationMode::kInactive:
+      break;
+    case IterationMode::kTracing: {
+      const graph::MergeResult result = region.graph.merge(it.trace, merge_options());
+      region.runtime.clear();  // identities may have been generalised
+      repeated = result.contained;
+      region.counters.iterations_traced++;
+      region.traced_iterations++;
+      if (repeated && region.traced_iterations >= config.warmup_iterations) {
+        region.phase = Phase::kCoexecuting;
+        // Backpressure needs an op time before the runner measured one (see
+        // wait_for_runner_room): the eager time of this region's traced ops.
+        runner.seed_mean_op_time(traced_op_seconds);
+        debug(1, "region " + region.name + " co-executes");
+      }
+      break;
+    }
+    case IterationMode::kCoexecuting: {
+      if (!region.cursor->finish()) {
+        region.graph.merge_from(region.cursor->position().id, graph::Trace{}, merge_options());
+        region.runtime.clear();
+      }
+      repeated = true;
+      region.counters.iterations_coexecuted++;
+      region.fallbacks_in_row = 0;
+      break;
+    }
+    case IterationMode::kFallenBack: {
+      const graph::MergeResult result =
+          region.graph.merge_from(it.fallback_from, it.trace, merge_options());
+      region.runtime.clear();
+      repeated = result.contained;
+      region.counters.iterations_traced++;
+      if (++region.fallbacks_in_row >= config.max_fallbacks_in_row) {
+        region.phase = Phase::kTracing;
+        region.traced_iterations = 0;
+        region.fallbacks_in_row = 0;
+        debug(1, "region " + region.name + " falls back to tracing");
+      }
+      break;
+    }
+  }
+  region.last_repeated = repeated;
+  if (region.graph.size() > config.max_graph_nodes && region.phase != Phase::kDisabled) {
+    region.phase = Phase::kDisabled;
+    debug(1, "region " + region.name + " disabled: graph too large");
+  }
+  region.counters.time_python_s += std::chrono::duration<double>(Clock::now() - it.start).count();
+  if (!runner.pending()) set_intercepting(false);
+  it.recycle();  // drops this iteration's references now
+  spare_iteration = std::move(done);
+}
+
+void Engine::Impl::abort_iteration() {
+  if (nested > 0) {
+    --nested;
+    return;
+  }
+  if (!iteration) return;
+  std::unique_ptr<Iteration> done = std::move(iteration);
+  done->region->counters.iterations_aborted++;
+  done->region->counters.time_python_s +=
+      std::chrono::duration<double>(Clock::now() - done->start).count();
+  // The partial trace is dropped; the graph keeps what earlier iterations merged.
+  set_intercepting(false);
+  sync();
+}
+
+void Engine::Impl::collect_node_times() {
+  for (const NodeTime& time : runner.take_node_times()) {
+    Region* region = find_region(time.region);
+    if (region != nullptr && time.node < region->graph.size()) {
+      region->graph.add_time(time.node, time.us);
+    }
+  }
+}
+
+void Engine::Impl::sync() {
+  if (runner.pending()) {
+    auto wait = [this] { runner.wait_idle(); };
+    if (hooks.wait_without_gil) {
+      hooks.wait_without_gil(wait);
+    } else {
+      wait();
+    }
+  }
+  if (std::exception_ptr error = runner.take_error()) std::rethrow_exception(error);
+}
+
+}  // namespace terra::coexec

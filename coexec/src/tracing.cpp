@@ -1,0 +1,115 @@
+// Tracing (DESIGN §3): an op runs eagerly and is recorded — identity, output metadata and
+// aliasing, flags, source location — into the iteration's graph::Trace, merged into the
+// region's TraceGraph when the iteration ends.
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "call_identity.h"
+#include "engine_impl.h"
+
+namespace terra::coexec {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kUndefinedDtype = "undefined";
+
+graph::OutputInfo undefined_output() {
+  graph::OutputInfo info;
+  info.meta.dtype = kUndefinedDtype;
+  return info;
+}
+
+// Flattened tensor returns left on the stack by an eager run (undefined ones included).
+std::vector<at::Tensor> returned_tensors(const torch::jit::Stack& stack) {
+  std::vector<at::Tensor> tensors;
+  for (const auto& value : stack) {
+    if (value.isTensor()) {
+      tensors.push_back(value.toTensor());
+    } else if (value.isTensorList()) {
+      for (const at::Tensor& t : value.toTensorList()) tensors.push_back(t);
+    } else if (value.isNone()) {
+      tensors.emplace_back();
+    }
+  }
+  return tensors;
+}
+
+graph::OutputInfo describe_output(const at::Tensor& out, const std::vector<at::Tensor>& inputs) {
+  if (!out.defined()) return undefined_output();
+  graph::OutputInfo info = graph::OutputInfo::fresh(tensor_meta(out));
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const at::Tensor& in = inputs[k];
+    if (!in.defined()) continue;
+    if (in.unsafeGetTensorImpl() == out.unsafeGetTensorImpl()) {
+      info.alias = graph::AliasKind::kSame;
+      info.input = static_cast<std::int32_t>(k);
+      return info;
+    }
+    if (in.has_storage() && out.has_storage() && in.storage().is_alias_of(out.storage())) {
+      info.alias = graph::AliasKind::kView;
+      info.input = static_cast<std::int32_t>(k);
+    }
+  }
+  return info;
+}
+
+}  // namespace
+
+void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
+                            c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call) {
+  Iteration& it = *iteration;
+  // Sizes of the inputs before the op: an op that resizes one (out= into a wrong-sized
+  // tensor) must run eagerly in co-execution, where Python needs the new sizes at once.
+  std::vector<std::vector<std::int64_t>> sizes_before;
+  if (info.mutates) {
+    for (const auto& in : call.inputs) sizes_before.push_back(in.sizes().vec());
+  }
+  graph::OpRecord record;
+  if (hooks.source_location) {
+    std::string file;
+    int line = 0;
+    if (hooks.source_location(&file, &line)) record.source = {file, line};
+  }
+  record.module_path = module_path;
+
+  const auto eager_start = Clock::now();
+  run_eagerly(op, keys, stack);
+  note_traced_op_time(std::chrono::duration<double>(Clock::now() - eager_start).count());
+
+  const std::vector<at::Tensor> outs = returned_tensors(*stack);
+  bool resized = false;
+  for (std::size_t k = 0; k < sizes_before.size(); ++k) {
+    resized |= !call.inputs[k].sizes().equals(sizes_before[k]);
+  }
+  for (const at::Tensor& out : outs) {
+    graph::OutputInfo output = describe_output(out, call.inputs);
+    if (output.alias != graph::AliasKind::kFresh) {
+      // Views and in-place results are never made from the record (views run for real), and
+      // their offset moves with the input's (a sliding window): keep it out of the merge.
+      output.meta.storage_offset = 0;
+    }
+    if (output.alias == graph::AliasKind::kView) record.flags.is_view_op = true;
+    record.outputs.push_back(std::move(output));
+  }
+  record.flags.is_inplace = info.mutates;
+  record.flags.is_random = info.is_random;
+  record.flags.is_fetch = info.op_class == OpClass::kFetch;
+  record.flags.data_dependent_shape =
+      info.data_dependent || resized ||
+      (call.bool_index && info.name.qualified() == "aten::index.Tensor");
+  record.identity = std::move(call.identity);
+  if (config.debug >= 2) debug(2, "trace " + describe_identity(record.identity));
+
+  const std::uint32_t step = it.step++;
+  it.trace.append(std::move(record));
+  register_outputs(*stack, step, it);
+}
+
+void Engine::Impl::note_traced_op_time(double seconds) {
+  // Short memory (about 8 ops), like the runner's own mean.
+  traced_op_seconds =
+      traced_op_seconds == 0.0 ? seconds : traced_op_seconds + (seconds - traced_op_seconds) / 8;
+}
+
+}  // namespace terra::coexec
