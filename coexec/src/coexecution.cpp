@@ -95,6 +95,26 @@ bool is_python_side_node(const OpInfo& info, const graph::Node& node) {
   return info.op_class == OpClass::kPythonSide || node.flags.is_view_op;
 }
 
+// Calls `visit(tensor)` for every defined tensor among the last `n` values of `stack` (the
+// op's arguments), inside tensor lists and optional-tensor lists too.
+template <class Visit>
+void for_each_tensor_argument(const torch::jit::Stack& stack, std::size_t n, Visit&& visit) {
+  for (std::size_t i = stack.size() - n; i < stack.size(); ++i) {
+    const c10::IValue& value = stack[i];
+    if (value.isTensor()) {
+      if (value.toTensor().defined()) visit(value.toTensor());
+    } else if (value.isTensorList() || value.isList()) {
+      for (const c10::IValue& element : value.toListRef()) {
+        if (element.isTensor() && element.toTensor().defined()) visit(element.toTensor());
+      }
+    }
+  }
+}
+
+c10::StorageImpl* storage_of(const at::Tensor& tensor) {
+  return tensor.has_storage() ? tensor.storage().unsafeGetStorageImpl() : nullptr;
+}
+
 // The tensor in `slot` among the last `n` values of `stack` (the op's arguments).
 const at::Tensor& input_at(const torch::jit::Stack& stack, std::size_t n, InputSlot slot) {
   const c10::IValue& value = stack[stack.size() - n + slot.argument];
@@ -156,7 +176,11 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
     return;
   }
   if (run_now || is_fetch_node(info, node) || has_int_feed(node)) {
-    sync();
+    if (run_now) {
+      sync();  // a Generator object: its state must be current for Python (see CallView)
+    } else {
+      wait_before_running_now(info, *stack);
+    }
     region.counters.fetches++;
     region.graph.mark_fetch(node.id);
     run_eagerly(op, keys, stack);
@@ -175,6 +199,8 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   const std::size_t n = info.num_arguments;
   wait_for_runner_room();  // before taking a slot of the runner's ring
 
+  const std::uint64_t sequence = runner.next_sequence();
+  if (info.mutates) note_writes_of_arguments(*stack, n, sequence);
   WorkItem& item = runner.next_slot();
   struct AbandonUnlessCommitted {
     GraphRunner& runner;
@@ -209,6 +235,7 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
       item.storages.emplace_back(c10::intrusive_ptr<c10::StorageImpl>());
     } else {
       out = make_placeholder(spec, config.poison);
+      pending_writes.write(out.storage().unsafeGetStorageImpl(), sequence);
       item.storages.push_back(out.storage().getWeakStorageImpl());
       if (spec.device.is_cuda()) cuda_device = spec.device;
     }
@@ -242,6 +269,39 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   slot_guard.committed = true;
   runner.commit();
   register_outputs(*stack, node.step, it);
+}
+
+void Engine::Impl::note_writes_of_arguments(const torch::jit::Stack& stack, std::size_t n,
+                                            std::uint64_t sequence) {
+  // The schema says which arguments are written; every tensor argument of a mutating op is
+  // counted as written, which can only lengthen a later wait.
+  for_each_tensor_argument(stack, n, [&](const at::Tensor& tensor) {
+    pending_writes.write(storage_of(tensor), sequence);
+  });
+}
+
+void Engine::Impl::wait_before_running_now(const OpInfo& info, const torch::jit::Stack& stack) {
+  if (!runner.pending()) {
+    if (runner.failed()) sync();
+    return;
+  }
+  if (info.mutates || info.is_random || stack.size() < info.num_arguments) {
+    sync();
+    return;
+  }
+  std::uint64_t needed = 0;
+  for_each_tensor_argument(stack, info.num_arguments, [&](const at::Tensor& tensor) {
+    needed = std::max(needed, pending_writes.before_reading(storage_of(tensor)));
+  });
+  if (needed > runner.finished()) {
+    auto wait = [&] { runner.wait_until_finished(needed); };
+    if (hooks.wait_without_gil) {
+      hooks.wait_without_gil(wait);
+    } else {
+      wait();
+    }
+  }
+  if (runner.failed()) sync();  // rethrows the runner's error
 }
 
 void Engine::Impl::wait_for_runner_room() {

@@ -17,6 +17,7 @@
 #include "call_pattern.h"
 #include "graph_runner.h"
 #include "op_table.h"
+#include "pending_writes.h"
 #include "pointer_map.h"
 #include "terra/coexec/engine.h"
 #include "terra/graph/cursor.h"
@@ -120,6 +121,7 @@ struct Engine::Impl {
   std::string module_path;
   std::string last_fallback;
   double traced_op_seconds = 0;
+  PendingWrites pending_writes;  // by queued ops, across iterations until a sync
 
  private:
   bool build_call(const OpInfo& info, const torch::jit::Stack& stack, Iteration& it,
@@ -141,6 +143,14 @@ struct Engine::Impl {
                          torch::jit::Stack* stack, bool run_now = false);
   void queue_op(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
                 c10::DispatchKeySet keys, torch::jit::Stack* stack);
+  // Before `op` (with its arguments on `stack`) runs at once on the Python thread: waits
+  // until it may. An op that reads only waits for the queued ops that write its inputs; one
+  // that writes, or draws random numbers (their order on the default generator), waits for
+  // everything queued (sync). Rethrows a runner error.
+  void wait_before_running_now(const OpInfo& info, const torch::jit::Stack& stack);
+  // Notes that queued op `sequence` writes every tensor among the last `n` stack values.
+  void note_writes_of_arguments(const torch::jit::Stack& stack, std::size_t n,
+                                std::uint64_t sequence);
   // Backpressure: blocks (GIL released) while the runner is too far behind (EngineConfig).
   void wait_for_runner_room();
   // Moving average of traced (eager) op times; seeds the runner's estimate for backpressure.

@@ -186,6 +186,20 @@ void GraphRunner::wait_for_room(std::int64_t max_items, double max_lag_s) {
   room_wanted_ = false;
 }
 
+void GraphRunner::wait_until_finished(std::uint64_t count) {
+  if (finished() >= count) return;
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (hold_) {
+    hold_ = false;
+    work_ready_.notify_one();
+  }
+  room_wanted_ = true;
+  room_.wait(lock, [&] {
+    return stop_ || failed_.load(std::memory_order_acquire) || finished() >= count;
+  });
+  room_wanted_ = false;
+}
+
 std::exception_ptr GraphRunner::take_error() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::exception_ptr error = error_;

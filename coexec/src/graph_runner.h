@@ -83,6 +83,13 @@ class GraphRunner {
   WorkItem& next_slot();
   void commit();
   void abandon();
+  // Ops are numbered in commit order from 0: the number the next committed op gets.
+  std::uint64_t next_sequence() const { return tail_.load(std::memory_order_relaxed); }
+  // How many committed ops have finished (ops finish in commit order).
+  std::uint64_t finished() const { return head_.load(std::memory_order_acquire); }
+  // Blocks until the first `count` committed ops finished, the runner failed or stopped. What
+  // those ops wrote is then visible to the caller. Releases a hold.
+  void wait_until_finished(std::uint64_t count);
   // Blocks until every queued op ran (or was dropped after an error). Releases a hold.
   void wait_idle();
   // True while queued work remains (cheap, lock-free).
@@ -134,7 +141,8 @@ class GraphRunner {
   mutable std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable idle_;
-  std::condition_variable room_;  // an op finished while a producer waits for room
+  // An op finished while the producer waits (for room, or for some op to finish).
+  std::condition_variable room_;
   bool room_wanted_ = false;
   std::atomic<double> mean_op_seconds_{0.0};       // moving average, written by the runner only
   std::atomic<std::int64_t> running_since_ns_{0};  // start of the op running now, 0: none

@@ -36,9 +36,10 @@ void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet key
   keys = keys.remove_backend(c10::BackendComponent::PrivateUse1Bit);
   Iteration* it = iteration.get();
   if (it == nullptr || it->mode == IterationMode::kInactive) {
-    // Between iterations interception stays on only until confirmed work has run.
-    sync();
-    if (it == nullptr) off.keep_off();
+    // Between iterations interception stays on only while confirmed work is queued: an op
+    // then waits for what it reads (or for everything, if it writes or draws random numbers).
+    wait_before_running_now(op_info(op), *stack);
+    if (it == nullptr && !runner.pending()) off.keep_off();
     run_eagerly(op, keys, stack);
     return;
   }

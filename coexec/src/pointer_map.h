@@ -43,6 +43,20 @@ class PointerMap {
     if (++size_ * 2 > slots_.size()) grow();
   }
 
+  // Keeps only the entries for which keep(key, value) is true.
+  template <class Keep>
+  void retain_if(Keep keep) {
+    std::vector<Slot> old(slots_.size());
+    old.swap(slots_);
+    size_ = 0;
+    for (Slot& slot : old) {
+      if (slot.key != nullptr && keep(slot.key, *slot.value)) {
+        slots_[probe(slot.key)] = std::move(slot);
+        ++size_;
+      }
+    }
+  }
+
   // Forgets every entry (their values are destroyed now); keeps the capacity.
   void clear() {
     if (size_ == 0) return;
