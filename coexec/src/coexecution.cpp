@@ -132,6 +132,11 @@ const NodeRuntime& Engine::Impl::node_runtime(Region& region, const graph::Node&
     for (const auto& out : node.outputs) outputs->push_back(decode_output(out));
     runtime.outputs = std::move(outputs);
     runtime.pattern = std::make_unique<CallPattern>(node.identity);
+    runtime.tiny_cpu_inputs = !node.identity.inputs().empty();
+    for (const graph::TensorInput& input : node.identity.inputs()) {
+      runtime.tiny_cpu_inputs = runtime.tiny_cpu_inputs && input.meta.numel() <= 2 &&
+                                input.meta.device == "cpu";
+    }
   }
   return runtime;
 }
@@ -187,6 +192,13 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
     register_outputs(*stack, node.step, it);
     return;
   }
+  if (node_runtime(region, node).tiny_cpu_inputs && may_run_now(info, *stack)) {
+    // Scalar bookkeeping (an optimizer's step counter) that nothing queued touches: running
+    // it now costs less than queuing it, and a later `.item()` of it needs no wait.
+    run_eagerly(op, keys, stack);
+    register_outputs(*stack, node.step, it);
+    return;
+  }
   queue_op(node, info, op, keys, stack);
 }
 
@@ -200,7 +212,7 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   wait_for_runner_room();  // before taking a slot of the runner's ring
 
   const std::uint64_t sequence = runner.next_sequence();
-  if (info.mutates) note_writes_of_arguments(*stack, n, sequence);
+  note_accesses_of_arguments(*stack, n, sequence, info.mutates);
   WorkItem& item = runner.next_slot();
   struct AbandonUnlessCommitted {
     GraphRunner& runner;
@@ -235,7 +247,7 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
       item.storages.emplace_back(c10::intrusive_ptr<c10::StorageImpl>());
     } else {
       out = make_placeholder(spec, config.poison);
-      pending_writes.write(out.storage().unsafeGetStorageImpl(), sequence);
+      pending_accesses.write(out.storage().unsafeGetStorageImpl(), sequence);
       item.storages.push_back(out.storage().getWeakStorageImpl());
       if (spec.device.is_cuda()) cuda_device = spec.device;
     }
@@ -271,13 +283,30 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   register_outputs(*stack, node.step, it);
 }
 
-void Engine::Impl::note_writes_of_arguments(const torch::jit::Stack& stack, std::size_t n,
-                                            std::uint64_t sequence) {
+void Engine::Impl::note_accesses_of_arguments(const torch::jit::Stack& stack, std::size_t n,
+                                              std::uint64_t sequence, bool writes) {
   // The schema says which arguments are written; every tensor argument of a mutating op is
   // counted as written, which can only lengthen a later wait.
   for_each_tensor_argument(stack, n, [&](const at::Tensor& tensor) {
-    pending_writes.write(storage_of(tensor), sequence);
+    if (writes) {
+      pending_accesses.write(storage_of(tensor), sequence);
+    } else {
+      pending_accesses.read(storage_of(tensor), sequence);
+    }
   });
+}
+
+bool Engine::Impl::may_run_now(const OpInfo& info, const torch::jit::Stack& stack) {
+  if (info.is_random || stack.size() < info.num_arguments) return false;
+  const std::uint64_t finished = runner.finished();
+  bool may = true;
+  for_each_tensor_argument(stack, info.num_arguments, [&](const at::Tensor& tensor) {
+    c10::StorageImpl* storage = storage_of(tensor);
+    may = may && tensor.is_cpu() && PendingAccesses::is_tiny(storage) &&
+          pending_accesses.before_reading(storage) <= finished &&
+          (!info.mutates || pending_accesses.before_writing(storage) <= finished);
+  });
+  return may;
 }
 
 void Engine::Impl::wait_before_running_now(const OpInfo& info, const torch::jit::Stack& stack) {
@@ -291,7 +320,7 @@ void Engine::Impl::wait_before_running_now(const OpInfo& info, const torch::jit:
   }
   std::uint64_t needed = 0;
   for_each_tensor_argument(stack, info.num_arguments, [&](const at::Tensor& tensor) {
-    needed = std::max(needed, pending_writes.before_reading(storage_of(tensor)));
+    needed = std::max(needed, pending_accesses.before_reading(storage_of(tensor)));
   });
   if (needed > runner.finished()) {
     auto wait = [&] { runner.wait_until_finished(needed); };

@@ -17,7 +17,7 @@
 #include "call_pattern.h"
 #include "graph_runner.h"
 #include "op_table.h"
-#include "pending_writes.h"
+#include "pending_accesses.h"
 #include "pointer_map.h"
 #include "terra/coexec/engine.h"
 #include "terra/graph/cursor.h"
@@ -33,6 +33,8 @@ struct NodeRuntime {
   // Shared with queued work items, which outlive a resize of the side table.
   std::shared_ptr<const std::vector<OutputSpec>> outputs;
   std::unique_ptr<CallPattern> pattern;
+  // Every tensor input is a CPU scalar (or two): a candidate to run at once (may_run_now).
+  bool tiny_cpu_inputs = false;
 };
 
 struct Region {
@@ -121,7 +123,7 @@ struct Engine::Impl {
   std::string module_path;
   std::string last_fallback;
   double traced_op_seconds = 0;
-  PendingWrites pending_writes;  // by queued ops, across iterations until a sync
+  PendingAccesses pending_accesses;  // by queued ops, across iterations until a sync
 
  private:
   bool build_call(const OpInfo& info, const torch::jit::Stack& stack, Iteration& it,
@@ -148,9 +150,13 @@ struct Engine::Impl {
   // that writes, or draws random numbers (their order on the default generator), waits for
   // everything queued (sync). Rethrows a runner error.
   void wait_before_running_now(const OpInfo& info, const torch::jit::Stack& stack);
-  // Notes that queued op `sequence` writes every tensor among the last `n` stack values.
-  void note_writes_of_arguments(const torch::jit::Stack& stack, std::size_t n,
-                                std::uint64_t sequence);
+  // Notes that queued op `sequence` reads (or, when `writes`, writes) every tensor among the
+  // last `n` stack values.
+  void note_accesses_of_arguments(const torch::jit::Stack& stack, std::size_t n,
+                                  std::uint64_t sequence, bool writes);
+  // True when `op` touches only tiny CPU storages that no unfinished queued op writes (nor
+  // reads, when `op` writes): it may then run at once instead of being queued.
+  bool may_run_now(const OpInfo& info, const torch::jit::Stack& stack);
   // Backpressure: blocks (GIL released) while the runner is too far behind (EngineConfig).
   void wait_for_runner_room();
   // Moving average of traced (eager) op times; seeds the runner's estimate for backpressure.

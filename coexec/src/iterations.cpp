@@ -12,8 +12,8 @@ namespace terra::coexec {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-// PendingWrites entries of finished ops are dropped past this many (end of an iteration).
-constexpr std::size_t kPendingWritesKept = 4096;
+// PendingAccesses entries of finished ops are dropped past this many (end of an iteration).
+constexpr std::size_t kPendingAccessesKept = 4096;
 
 graph::MergeOptions merge_options() {
   graph::MergeOptions options;
@@ -139,7 +139,7 @@ void Engine::Impl::end_iteration() {
   }
   region.counters.time_python_s += std::chrono::duration<double>(Clock::now() - it.start).count();
   if (!runner.pending()) set_intercepting(false);
-  pending_writes.forget_finished(runner.finished(), kPendingWritesKept);
+  pending_accesses.forget_finished(runner.finished(), kPendingAccessesKept);
   it.recycle();  // drops this iteration's references now
   spare_iteration = std::move(done);
 }
@@ -177,7 +177,7 @@ void Engine::Impl::sync() {
       wait();
     }
   }
-  if (!runner.pending()) pending_writes.clear();
+  if (!runner.pending()) pending_accesses.clear();
   if (std::exception_ptr error = runner.take_error()) std::rethrow_exception(error);
 }
 
