@@ -10,6 +10,9 @@ Knob (tests only):
   TERRA_TEST_KERNEL  kernel the notebook/browser tests run under (default `terra`);
                      `python3` runs them against ipykernel while the Terra kernel
                      is not installed yet.
+
+Marker: `cuda` — the test needs a CUDA GPU; it is skipped, with the reason, where
+torch.cuda.is_available() is false (STYLE.md §9). Select them with `-m cuda`.
 """
 import os
 import pathlib
@@ -28,6 +31,24 @@ if str(TESTS_DIR) not in sys.path:
 pytest_plugins = ("browser.jupyterlab_fixtures",)
 
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
+NO_CUDA_REASON = "no CUDA GPU here: torch.cuda.is_available() is False"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "cuda: needs a CUDA GPU; skipped where torch.cuda.is_available() is false")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips the tests marked `cuda` when there is no GPU (imports torch only if any is)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch  # noqa: PLC0415 (only sessions that collected a cuda test pay for it)
+
+    if not torch.cuda.is_available():
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=NO_CUDA_REASON))
 VENV_BIN = pathlib.Path(sys.executable).parent
 VENV_JUPYTER_DATA = pathlib.Path(sys.prefix) / "share" / "jupyter"
 DEFAULT_KERNEL = "terra"

@@ -8,9 +8,19 @@
   without divergence; see `CORPUS` for each exception and why). A program that
   silently falls back to eager every iteration fails.
 
-All runs happen once per module in a thread pool of subprocesses (two at a time on
-2 cores). Measured: about 3.5 minutes of CPU in all (importing torch is half of it);
-7.7 minutes of wall time on a 2-core machine whose load average was 6.6.
+Peak memory (DESIGN §5, issue 3): each child's peak RSS comes from the kernel
+(`os.wait4` on its pid, `ru_maxrss`), measured from outside the program; the Terra run
+must stay within `PEAK_RSS_BOUND` times the plain run's. The table is left in
+artifacts/corpus_peak_rss.json.
+
+Devices (STYLE.md §9): the programs take their device from `corpus_common.device()`
+(TERRA_TEST_DEVICE, default cpu). Each test runs on `cpu` and on `cuda`; the cuda
+cases carry the `cuda` marker and are skipped without a GPU (tests/conftest.py).
+
+All runs of one device happen once per module in a thread pool of subprocesses (two at
+a time on 2 cores). Measured on CPU (33 programs): 3.4 minutes of CPU in all (importing
+torch is about half of it), 4.7 minutes of wall time on a 2-core machine whose load
+average was 2.8-4.8.
 """
 
 from __future__ import annotations
@@ -19,15 +29,22 @@ import dataclasses
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 CORPUS_DIR = pathlib.Path(__file__).resolve().parent / "corpus"
 REPO_ROOT = CORPUS_DIR.parents[2]
+TIMEOUT_S = 300
+# Terra's peak RSS may be at most this many times eager's (DESIGN §5, issue 3).
+PEAK_RSS_BOUND = 1.2
+DEVICES = ("cpu", pytest.param("cuda", marks=pytest.mark.cuda))
 
 # DESIGN §6, one id per hard case.
 HARD_CASES = (
@@ -122,8 +139,9 @@ CORPUS = {
     "c28_keyboard_interrupt.py": Program(30, "repeating", ("keyboard_interrupt",)),
     "c29_small_cnn.py": Program(20, "repeating", ("backward", "sgd_momentum")),
     "c30_small_lstm.py": Program(20, "repeating", ("backward",)),
-    "c31_layer_loop_in_forward.py": Program(24, "repeating", ("backward",), region_line=31),
+    "c31_layer_loop_in_forward.py": Program(24, "repeating", ("backward",), region_line=33),
     "c32_python_loops_in_step.py": Program(20, "repeating", ("int_results", "numpy_random_math")),
+    "c33_large_activations.py": Program(12, "repeating", ("backward", "sgd_momentum")),
 }
 
 
@@ -136,37 +154,98 @@ class Outcome:
     stderr: str
     stats: dict | None
     stats_error: str = ""
+    peak_rss_mib: float = 0.0
 
 
-def run_script(script: pathlib.Path, terra: bool, scratch: pathlib.Path) -> Outcome:
-    """Runs `script` plain or under `python -m terra run`, in its own scratch cwd."""
+def run_measured(command: list, cwd: pathlib.Path, env: dict, timeout: float):
+    """Like subprocess.run(capture_output=True), plus the child's own peak RSS.
+
+    Returns (returncode, stdout, stderr, peak RSS in MiB). The child is reaped with
+    os.wait4 on its pid, whose rusage is that process's alone (RUSAGE_CHILDREN would mix
+    the runs of the thread pool). A child still writing after `timeout` seconds is killed
+    (it is not reaped yet, so its pid cannot have been reused) and gets returncode -9.
+    """
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    output = {}
+
+    def read(key, stream):
+        output[key] = stream.read()
+        stream.close()
+
+    readers = [threading.Thread(target=read, args=(key, stream), daemon=True)
+               for key, stream in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout
+    for reader in readers:
+        reader.join(max(0.0, deadline - time.monotonic()))
+    timed_out = any(reader.is_alive() for reader in readers)
+    if timed_out:
+        os.kill(proc.pid, signal.SIGKILL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    stderr = output["stderr"].decode(errors="replace")
+    if timed_out:
+        stderr += f"\n[test_corpus] killed after {timeout} s"
+    return proc.returncode, output["stdout"], stderr, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def run_script(script: pathlib.Path, terra: bool, scratch: pathlib.Path,
+               device: str = "cpu") -> Outcome:
+    """Runs `script` plain or under `python -m terra run` on `device`, in a scratch cwd."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.pop("TERRA_DISABLE", None)
+    env["TERRA_TEST_DEVICE"] = device
     stats_path = scratch / f"{script.stem}.{'terra' if terra else 'plain'}.stats.json"
     env["TERRA_STATS"] = str(stats_path)
     command = [sys.executable, *(["-m", "terra", "run"] if terra else []), str(script)]
-    proc = subprocess.run(command, cwd=scratch, env=env, capture_output=True, timeout=300)
+    returncode, stdout, stderr, peak = run_measured(command, scratch, env, TIMEOUT_S)
     stats, error = None, ""
     if terra:
         try:
             stats = json.loads(stats_path.read_text())
         except (OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-    return Outcome(proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"), stats,
-                   error)
+    return Outcome(returncode, stdout, stderr, stats, error, peak)
+
+
+def _run_corpus(device: str, scratch: pathlib.Path) -> dict:
+    """Every corpus program plain and under Terra on `device`, two subprocesses at a time."""
+    scratch.mkdir()
+    jobs = [(name, terra) for name in CORPUS for terra in (False, True)]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {job: pool.submit(run_script, CORPUS_DIR / job[0], job[1], scratch, device)
+                   for job in jobs}
+        return {job: future.result() for job, future in futures.items()}
+
+
+def _write_peak_rss_table(results: dict, device: str, artifacts: pathlib.Path) -> None:
+    table = {name: {"eager_mib": round(results[(name, False)].peak_rss_mib, 1),
+                    "terra_mib": round(results[(name, True)].peak_rss_mib, 1),
+                    "ratio": round(results[(name, True)].peak_rss_mib
+                                   / max(results[(name, False)].peak_rss_mib, 1e-9), 4)}
+             for name in sorted(CORPUS)}
+    path = artifacts / ("corpus_peak_rss.json" if device == "cpu"
+                        else f"corpus_peak_rss.{device}.json")
+    path.write_text(json.dumps(table, indent=1) + "\n")
 
 
 @pytest.fixture(scope="module")
-def corpus_results():
-    """Runs every corpus program plain and under Terra, two subprocesses at a time."""
+def corpus_results(artifacts_dir):
+    """`corpus_results(device)`: the runs of every program on `device` (run once, cached)."""
+    runs = {}
     with tempfile.TemporaryDirectory(prefix="terra-corpus-") as tmp:
-        scratch = pathlib.Path(tmp)
-        jobs = [(name, terra) for name in CORPUS for terra in (False, True)]
-        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-            futures = {job: pool.submit(run_script, CORPUS_DIR / job[0], job[1], scratch)
-                       for job in jobs}
-            yield {job: future.result() for job, future in futures.items()}
+        def results(device: str) -> dict:
+            if device not in runs:
+                runs[device] = _run_corpus(device, pathlib.Path(tmp) / device)
+                _write_peak_rss_table(runs[device], device, artifacts_dir)
+            return runs[device]
+
+        yield results
 
 
 def test_corpus_covers_every_hard_case():
@@ -199,10 +278,11 @@ def _region_coexecuted(stats: dict, line: int) -> int:
 
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", sorted(CORPUS))
-def test_corpus_program(name, corpus_results):
+@pytest.mark.parametrize("device", DEVICES)
+def test_corpus_program(device, name, corpus_results):
     program = CORPUS[name]
-    plain = corpus_results[(name, False)]
-    terra = corpus_results[(name, True)]
+    plain = corpus_results(device)[(name, False)]
+    terra = corpus_results(device)[(name, True)]
     assert plain.returncode == 0, f"plain run failed:\n{_tail(plain.stderr)}"
     assert b"checksum " in plain.stdout
     assert terra.returncode == plain.returncode, f"terra run failed:\n{_tail(terra.stderr)}"
@@ -227,3 +307,17 @@ def test_corpus_program(name, corpus_results):
         assert on_line >= program.min_coexecuted, (
             f"the loop at line {program.region_line} co-executed {on_line} iterations; "
             f"regions: {_per_region(terra.stats)}")
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_corpus_peak_rss(name, corpus_results):
+    """Terra's peak RSS is within PEAK_RSS_BOUND of eager's (host memory, CPU runs)."""
+    plain = corpus_results("cpu")[(name, False)]
+    terra = corpus_results("cpu")[(name, True)]
+    assert plain.returncode == 0 and terra.returncode == 0, "see test_corpus_program"
+    assert plain.peak_rss_mib > 0 and terra.peak_rss_mib > 0
+    ratio = terra.peak_rss_mib / plain.peak_rss_mib
+    assert ratio <= PEAK_RSS_BOUND, (
+        f"peak RSS under Terra {terra.peak_rss_mib:.1f} MiB is {ratio:.3f}x eager's "
+        f"{plain.peak_rss_mib:.1f} MiB (bound {PEAK_RSS_BOUND}x)")

@@ -4,13 +4,15 @@ Hard cases: loss.backward(). Repeats without divergence.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(0)
-model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+dev = device()
+model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1)).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 x = torch.randn(64, 8)
 y = x.sum(dim=1, keepdim=True).sin()
+x, y = x.to(dev), y.to(dev)
 for step in range(30):
     opt.zero_grad()
     loss = torch.nn.functional.mse_loss(model(x), y)

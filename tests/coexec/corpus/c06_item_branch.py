@@ -5,13 +5,15 @@ Not repeating without divergence: the path changes when the loss crosses the bar
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(6)
-model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+dev = device()
+model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 x = torch.randn(30, 3)
 y = (x[:, :1] * 2 - x[:, 1:2]).tanh()
+x, y = x.to(dev), y.to(dev)
 for step in range(40):
     opt.zero_grad()
     out = model(x)

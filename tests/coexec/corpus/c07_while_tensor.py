@@ -6,13 +6,15 @@ varies, so the graph branches.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(7)
-w = torch.randn(6, 6, requires_grad=True)
+dev = device()
+w = torch.randn(6, 6).to(dev).requires_grad_()
 opt = torch.optim.SGD([w], lr=0.3)
 x = torch.randn(20, 6)
 target = torch.randn(20, 6)
+x, target = x.to(dev), target.to(dev)
 for step in range(25):
     opt.zero_grad()
     loss = ((x @ w) - target).pow(2).mean()

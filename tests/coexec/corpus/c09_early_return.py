@@ -5,7 +5,7 @@ Hard cases: early return from within the region; the function is called twice
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 
 def train(model, opt, x, y, max_steps, patience_value):
@@ -21,10 +21,12 @@ def train(model, opt, x, y, max_steps, patience_value):
 
 
 torch.manual_seed(9)
-model = torch.nn.Linear(3, 1)
+dev = device()
+model = torch.nn.Linear(3, 1).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
 x = torch.randn(16, 3)
 y = x @ torch.tensor([[0.3], [0.2], [-0.1]])
+x, y = x.to(dev), y.to(dev)
 print("first run stopped at", train(model, opt, x, y, 40, 0.2))
 print("second run stopped at", train(model, opt, x, y, 15, 0.0))
 checksum(model)

@@ -6,12 +6,13 @@ another tree shape, so iterations repeat only once all trees were seen.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(10)
-embed = torch.nn.Embedding(10, 8)
-combine = torch.nn.Linear(16, 8)
-readout = torch.nn.Linear(8, 1)
+dev = device()
+embed = torch.nn.Embedding(10, 8).to(dev)
+combine = torch.nn.Linear(16, 8).to(dev)
+readout = torch.nn.Linear(8, 1).to(dev)
 params = list(embed.parameters()) + list(combine.parameters()) + list(readout.parameters())
 opt = torch.optim.Adam(params, lr=0.01)
 TREES = [((1, 2), 3), (4, (5, (6, 7))), ((8, 9), (1, 0))]
@@ -19,7 +20,7 @@ TREES = [((1, 2), 3), (4, (5, (6, 7))), ((8, 9), (1, 0))]
 
 def encode(tree):
     if isinstance(tree, int):
-        return embed(torch.tensor(tree))
+        return embed(torch.tensor(tree, device=dev))
     left, right = tree
     return torch.tanh(combine(torch.cat([encode(left), encode(right)])))
 

@@ -7,7 +7,7 @@ the smaller last batch.
 import torch
 import torch.nn.functional as F
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 
 def batches(x, y, size):
@@ -16,9 +16,11 @@ def batches(x, y, size):
 
 
 torch.manual_seed(11)
+dev = device()
 x = torch.randn(70, 5)
 y = (x.sum(1) > 0).long()
-model = torch.nn.Sequential(torch.nn.Linear(5, 12), torch.nn.ReLU(), torch.nn.Linear(12, 2))
+x, y = x.to(dev), y.to(dev)
+model = torch.nn.Sequential(torch.nn.Linear(5, 12), torch.nn.ReLU(), torch.nn.Linear(12, 2)).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.8)
 for epoch in range(4):
     for i, (xb, yb) in enumerate(batches(x, y, 16)):

@@ -6,13 +6,15 @@ Repeats apart from the evaluation steps.
 import torch
 import torch.nn.functional as F
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(13)
-model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+dev = device()
+model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 x_train, x_val = torch.randn(64, 6), torch.randn(32, 6)
 y_train, y_val = x_train[:, :3].argmax(1), x_val[:, :3].argmax(1)
+x_train, x_val, y_train, y_val = (t.to(dev) for t in (x_train, x_val, y_train, y_val))
 for step in range(30):
     opt.zero_grad()
     loss = F.cross_entropy(model(x_train), y_train)

@@ -5,7 +5,7 @@ tensors). Repeats without divergence.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 
 class ClampSTE(torch.autograd.Function):
@@ -21,10 +21,12 @@ class ClampSTE(torch.autograd.Function):
 
 
 torch.manual_seed(17)
-lin1, lin2 = torch.nn.Linear(4, 16), torch.nn.Linear(16, 1)
+dev = device()
+lin1, lin2 = torch.nn.Linear(4, 16).to(dev), torch.nn.Linear(16, 1).to(dev)
 opt = torch.optim.SGD(list(lin1.parameters()) + list(lin2.parameters()), lr=0.05)
 x = torch.randn(40, 4)
 y = x.abs().sum(1, keepdim=True) / 4
+x, y = x.to(dev), y.to(dev)
 for step in range(30):
     opt.zero_grad()
     loss = (lin2(ClampSTE.apply(lin1(x))) - y).pow(2).mean()

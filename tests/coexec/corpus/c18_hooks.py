@@ -5,10 +5,11 @@ values of placeholders). Repeats without divergence.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(18)
-model = torch.nn.Sequential(torch.nn.Linear(5, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
+dev = device()
+model = torch.nn.Sequential(torch.nn.Linear(5, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1)).to(dev)
 activations, grad_norms, tensor_grads = [], [], []
 model[1].register_forward_hook(lambda m, i, o: activations.append(o.detach().mean().item()))
 model[2].register_full_backward_hook(
@@ -17,6 +18,7 @@ model[0].weight.register_hook(lambda g: tensor_grads.append(g.abs().max().item()
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 x = torch.randn(20, 5)
 y = x[:, :1] ** 2
+x, y = x.to(dev), y.to(dev)
 for step in range(25):
     opt.zero_grad()
     loss = (model(x) - y).pow(2).mean()

@@ -5,13 +5,14 @@ a running buffer is updated through views). Repeats without divergence.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(19)
-w = torch.randn(8, 4, requires_grad=True)
-memory = torch.zeros(10, 4)
+dev = device()
+w = torch.randn(8, 4).to(dev).requires_grad_()
+memory = torch.zeros(10, 4, device=dev)
 opt = torch.optim.SGD([w], lr=0.05)
-x = torch.randn(16, 8)
+x = torch.randn(16, 8).to(dev)
 for step in range(30):
     opt.zero_grad()
     h = x @ w

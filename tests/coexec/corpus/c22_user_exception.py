@@ -5,7 +5,7 @@ ran before the raise is kept exactly as eager; the rest of the step is skipped).
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 
 class BadBatch(Exception):
@@ -13,10 +13,12 @@ class BadBatch(Exception):
 
 
 torch.manual_seed(22)
-model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+dev = device()
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 x = torch.randn(20, 4)
 y = x.sum(1, keepdim=True)
+x, y = x.to(dev), y.to(dev)
 skipped = 0
 for step in range(30):
     try:

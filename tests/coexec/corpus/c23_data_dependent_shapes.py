@@ -5,12 +5,13 @@ output shapes come from the data).
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(23)
-w = torch.randn(6, 6, requires_grad=True)
+dev = device()
+w = torch.randn(6, 6).to(dev).requires_grad_()
 opt = torch.optim.SGD([w], lr=0.02)
-x = torch.randn(12, 6)
+x = torch.randn(12, 6).to(dev)
 for step in range(25):
     opt.zero_grad()
     h = x @ w

@@ -5,14 +5,15 @@ divergence.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(24)
 torch.set_printoptions(precision=6)
-layer = torch.nn.Linear(3, 2)
+dev = device()
+layer = torch.nn.Linear(3, 2).to(dev)
 opt = torch.optim.SGD(layer.parameters(), lr=0.1)
-x = torch.randn(5, 3)
-target = torch.ones(5, 2)
+x = torch.randn(5, 3).to(dev)
+target = torch.ones(5, 2, device=dev)
 for step in range(20):
     opt.zero_grad()
     out = layer(x)

@@ -6,14 +6,16 @@ int(t), len(t.nonzero())). Repeats without divergence in the tensor ops.
 import torch
 import torch.nn.functional as F
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(25)
+dev = device()
 NAMES = ["zero", "one", "two", "three"]
-model = torch.nn.Linear(6, 4)
+model = torch.nn.Linear(6, 4).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.2)
 x = torch.randn(32, 6)
 y = (x[:, :4]).argmax(1)
+x, y = x.to(dev), y.to(dev)
 counts = [0, 0, 0, 0]
 for step in range(30):
     opt.zero_grad()

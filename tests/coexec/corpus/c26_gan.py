@@ -5,18 +5,20 @@ divergence.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(26)
-G = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-D = torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.LeakyReLU(0.2), torch.nn.Linear(16, 1))
+dev = device()
+G = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).to(dev)
+D = torch.nn.Sequential(
+    torch.nn.Linear(1, 16), torch.nn.LeakyReLU(0.2), torch.nn.Linear(16, 1)).to(dev)
 opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.5, 0.999))
 opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.5, 0.999))
 bce = torch.nn.BCEWithLogitsLoss()
-ones, zeros = torch.ones(32, 1), torch.zeros(32, 1)
+ones, zeros = torch.ones(32, 1, device=dev), torch.zeros(32, 1, device=dev)
 for step in range(30):
-    real = torch.randn(32, 1) * 0.5 + 2.0
-    fake = G(torch.randn(32, 2))
+    real = torch.randn(32, 1, device=dev) * 0.5 + 2.0
+    fake = G(torch.randn(32, 2, device=dev))
     opt_d.zero_grad()
     loss_d = bce(D(real), ones) + bce(D(fake.detach()), zeros)
     loss_d.backward()

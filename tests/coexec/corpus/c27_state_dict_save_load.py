@@ -9,11 +9,12 @@ import tempfile
 
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 
 def make():
-    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).to(device())
     return model, torch.optim.Adam(model.parameters(), lr=1e-2)
 
 
@@ -29,6 +30,7 @@ def train(model, opt, x, y, steps, label):
 torch.manual_seed(27)
 x = torch.randn(24, 4)
 y = torch.stack([x[:, 0] - x[:, 1], x[:, 2] * 0.5], 1)
+x, y = x.to(device()), y.to(device())
 model, opt = make()
 train(model, opt, x, y, 12, "before")
 with tempfile.TemporaryDirectory() as tmp:

@@ -9,13 +9,15 @@ import signal
 
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(28)
-model = torch.nn.Sequential(torch.nn.Linear(5, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
+dev = device()
+model = torch.nn.Sequential(torch.nn.Linear(5, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1)).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 x = torch.randn(30, 5)
 y = x[:, 1:2] - x[:, 3:4]
+x, y = x.to(dev), y.to(dev)
 interrupts = 0
 for step in range(30):
     try:

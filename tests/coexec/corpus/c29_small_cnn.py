@@ -6,7 +6,7 @@ divergence.
 import torch
 import torch.nn.functional as F
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 
 class Net(torch.nn.Module):
@@ -23,11 +23,13 @@ class Net(torch.nn.Module):
 
 
 torch.manual_seed(29)
+dev = device()
 images = torch.randn(24, 1, 12, 12)
 labels = torch.arange(24) % 3
 images[labels == 1, :, :6] += 1.0
 images[labels == 2, :, :, :6] -= 1.0
-net = Net()
+images, labels = images.to(dev), labels.to(dev)
+net = Net().to(dev)
 opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
 for step in range(20):
     opt.zero_grad()

@@ -7,14 +7,15 @@ divergence after the first step (the carried state's provenance settles).
 import torch
 import torch.nn.functional as F
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(30)
+dev = device()
 VOCAB, SEQ, BATCH = 12, 8, 4
-stream = (torch.arange(BATCH * SEQ * 25) * 7 % VOCAB).view(BATCH, -1)
-embed = torch.nn.Embedding(VOCAB, 16)
-lstm = torch.nn.LSTM(16, 24, batch_first=True)
-head = torch.nn.Linear(24, VOCAB)
+stream = (torch.arange(BATCH * SEQ * 25) * 7 % VOCAB).view(BATCH, -1).to(dev)
+embed = torch.nn.Embedding(VOCAB, 16).to(dev)
+lstm = torch.nn.LSTM(16, 24, batch_first=True).to(dev)
+head = torch.nn.Linear(24, VOCAB).to(dev)
 params = [*embed.parameters(), *lstm.parameters(), *head.parameters()]
 opt = torch.optim.Adam(params, lr=5e-3)
 state = None

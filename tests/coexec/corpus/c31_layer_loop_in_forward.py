@@ -7,7 +7,7 @@ divergence.
 """
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 
 class ResMLP(torch.nn.Module):
@@ -23,10 +23,12 @@ class ResMLP(torch.nn.Module):
 
 
 torch.manual_seed(31)
-model = ResMLP(8, 4)
+dev = device()
+model = ResMLP(8, 4).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.01)
 x = torch.randn(64, 8)
 y = x.norm(dim=1, keepdim=True)
+x, y = x.to(dev), y.to(dev)
 for epoch in range(3):
     for start in range(0, 64, 8):
         opt.zero_grad()

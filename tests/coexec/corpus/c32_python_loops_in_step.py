@@ -9,13 +9,15 @@ results used as Python ints; numpy on fetched values.
 import numpy as np
 import torch
 
-from corpus_common import checksum
+from corpus_common import checksum, device
 
 torch.manual_seed(32)
-model = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 1))
+dev = device()
+model = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 1)).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=0.02)
 x = torch.randn(48, 6)
 y = x[:, :3].sum(1, keepdim=True)
+x, y = x.to(dev), y.to(dev)
 log = {}
 for step in range(20):
     opt.zero_grad()

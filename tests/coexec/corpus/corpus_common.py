@@ -1,6 +1,18 @@
 """Helpers the corpus scripts import as a sibling module (the way user scripts do)."""
 
 import hashlib
+import os
+
+import torch
+
+
+def device():
+    """The device a corpus program runs on: TERRA_TEST_DEVICE (default "cpu").
+
+    Programs build their data as before and move models and data there with `.to(device)`,
+    the way a user would; on the CPU that is a no-op, so stdout stays the same.
+    """
+    return torch.device(os.environ.get("TERRA_TEST_DEVICE", "cpu"))
 
 
 def checksum(*objects):
