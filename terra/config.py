@@ -44,7 +44,7 @@ KNOBS: tuple[Knob, ...] = (
          "returns to tracing until an iteration repeats", "max_fallbacks_in_row"),
     Knob("TERRA_MAX_QUEUED", int, 512,
          "backpressure: the program waits when it is this many ops ahead of the "
-         "GraphRunner (0: no bound)", "max_queued"),
+         "GraphRunner (0: no bound but the runner's ring of 1024 ops)", "max_queued"),
     Knob("TERRA_MAX_QUEUED_MS", int, 200,
          "backpressure: the program waits when the queued ops would take the GraphRunner "
          "about this many ms (estimated from recent op times; 0: no bound); also bounds "
@@ -59,6 +59,9 @@ KNOBS: tuple[Knob, ...] = (
          "path: `python -m terra run` writes the stats as JSON there at exit", None),
     Knob("TERRA_TEST_KERNEL", str, "terra",
          "tests only: the kernel the notebook and browser tests run under", None),
+    Knob("TERRA_TEST_DEVICE", str, "cpu",
+         "tests only: the device the corpus programs run on (the cuda-marked corpus tests "
+         "set `cuda`)", None),
 )
 
 _BY_NAME = {knob.name: knob for knob in KNOBS}
