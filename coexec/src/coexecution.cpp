@@ -263,7 +263,7 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   item.arguments.insert(item.arguments.end(), std::make_move_iterator(stack->end() - n),
                         std::make_move_iterator(stack->end()));
   stack->erase(stack->end() - n, stack->end());
-  alias_tensor_arguments(item.arguments);  // use counts stay as in eager (autograd reads them)
+  runner.hold_arguments(item);  // use counts stay as in eager (autograd reads them)
   item.specs = runtime.outputs;
   if (cuda_device) {
     item.stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(*cuda_device);

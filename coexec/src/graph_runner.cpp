@@ -3,11 +3,13 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/ops/copy_ops.h>
+#include <c10/core/Allocator.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <typeinfo>
 
 namespace terra::coexec {
@@ -21,12 +23,100 @@ bool same_layout(const OutputSpec& spec, const at::Tensor& result) {
          result.device() == spec.device;
 }
 
-// The result's memory can become the placeholder's when nobody else can see the result.
+// ---------------------------------------------------------------------------------------------
+// Shared allocations: one allocation owned by several StorageImpls (the program's and the
+// runner's), freed when the last of them lets go. The runner holds a queued op's inputs
+// through its own StorageImpls, so the program's StorageImpl use counts stay as in eager.
+//
+// Not c10::RefcountedDeleterContext (c10/core/RefcountedDeleter.h), although it is made for
+// exactly this: its deleter decrements and then re-reads the count (`refcount--; if (refcount
+// == 0)`), so when the program drops its tensor on the Python thread while the runner drops a
+// finished op's input, both threads can see 0 and free twice. The price of our own context is
+// that Storage::is_alias_of does not recognise two of our StorageImpls as aliases (it knows
+// only c10's deleter); hold_arguments therefore gives the tensors of one op that share a
+// StorageImpl one runner-side StorageImpl, which is all that overlap checks compare.
+
+struct SharedAllocation {
+  explicit SharedAllocation(c10::DataPtr allocation) : original(std::move(allocation)) {}
+  std::atomic<std::int64_t> shares{1};
+  c10::DataPtr original;  // the allocation as its allocator made it; freed with the last share
+};
+
+void release_share(void* context) {
+  auto* shared = static_cast<SharedAllocation*>(context);
+  if (shared->shares.fetch_sub(1, std::memory_order_acq_rel) == 1) delete shared;
+}
+
+bool is_share(const c10::DataPtr& data) { return data.get_deleter() == &release_share; }
+
+// Memory that may be shared: an allocation of the default CPU allocator (what CPU kernels,
+// factories and placeholders use), or one already shared. Anything else keeps the storage
+// alias, because its DataPtr context means something to someone:
+//  - CUDA: the caching allocator's recordStream finds its block through the context and
+//    silently does nothing for a foreign one (so memory could be reused while another stream
+//    still reads it), and IPC and graph pools read it too; pinned host memory likewise
+//    (CachingHostAllocator's recordEvent);
+//  - numpy arrays (from_numpy), shared memory (DataLoader workers; is_shared() and
+//    share_memory_() read the context), mmap'ed files, DLPack imports, copy-on-write storages.
+// Those are feeds and state, not gradients, so autograd's counts are not at stake there.
+bool shareable(const c10::DataPtr& data) {
+  if (is_share(data)) return true;
+  if (data.get() == nullptr || data.device().type() != c10::DeviceType::CPU) return false;
+  const c10::DeleterFnPtr cpu = c10::GetAllocator(c10::DeviceType::CPU)->raw_deleter();
+  return cpu != nullptr && data.get_deleter() == cpu;
+}
+
+// `data` (shareable) as the first share of its allocation, unless it is one already. The data
+// pointer and device stay; only the context and deleter change.
+c10::DataPtr into_share(c10::DataPtr data) {
+  if (is_share(data)) return data;
+  void* ptr = data.mutable_get();
+  const c10::Device device = data.device();
+  auto* shared = new SharedAllocation(std::move(data));
+  return c10::DataPtr(ptr, shared, &release_share, device);
+}
+
+// Another share of the allocation `data` (a share) belongs to.
+c10::DataPtr another_share(const c10::DataPtr& data) {
+  auto* shared = static_cast<SharedAllocation*>(data.get_context());
+  shared->shares.fetch_add(1, std::memory_order_relaxed);
+  return c10::DataPtr(const_cast<void*>(data.get()), shared, &release_share, data.device());
+}
+
+// Another share of `storage`'s allocation (shareable); makes the storage's own DataPtr a share
+// first. The caller makes sure that no other thread reads or writes that DataPtr meanwhile.
+c10::DataPtr share_data_ptr(c10::StorageImpl& storage) {
+  c10::DataPtr& data = storage._mutable_data_ptr_no_checks();
+  if (!is_share(data)) storage.set_data_ptr_noswap(into_share(std::move(data)));
+  return another_share(storage._mutable_data_ptr_no_checks());
+}
+
+// A lock held for a few instructions, or while the runner fills one placeholder.
+class SpinGuard {
+ public:
+  explicit SpinGuard(std::atomic<bool>& flag) : flag_(flag) {
+    while (flag_.exchange(true, std::memory_order_acquire)) {
+      while (flag_.load(std::memory_order_relaxed)) std::this_thread::yield();
+    }
+  }
+  ~SpinGuard() { flag_.store(false, std::memory_order_release); }
+  SpinGuard(const SpinGuard&) = delete;
+  SpinGuard& operator=(const SpinGuard&) = delete;
+
+ private:
+  std::atomic<bool>& flag_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+// The result's memory can become the placeholder's when nobody else can see the result (a
+// share of an input's memory is never taken: it would make the placeholder an alias).
 bool can_steal(const c10::Storage& target, const OutputSpec& spec, const at::Tensor& result) {
   if (!same_layout(spec, result)) return false;
   if (result.use_count() != 1 || !result.has_storage()) return false;
   const c10::Storage& storage = result.storage();
-  return storage.use_count() == 1 && storage.nbytes() == target.nbytes();
+  return storage.use_count() == 1 && storage.nbytes() == target.nbytes() &&
+         !is_share(storage.unsafeGetStorageImpl()->_mutable_data_ptr_no_checks());
 }
 
 // The flattened tensors of the op's returns, left on the stack by redispatchBoxed.
@@ -43,46 +133,79 @@ std::vector<at::Tensor> take_results(torch::jit::Stack& stack) {
   return results;
 }
 
-// A new TensorImpl over `tensor`'s storage with its metadata; `tensor` itself when it has
-// no plain storage-backed impl (undefined, sparse, wrappers), which is then held as before.
-at::Tensor storage_alias(const at::Tensor& tensor) {
-  if (!tensor.defined() || !tensor.has_storage()) return tensor;
-  const c10::TensorImpl* impl = tensor.unsafeGetTensorImpl();
-  if (typeid(*impl) != typeid(c10::TensorImpl) || impl->has_symbolic_sizes_strides()) {
-    return tensor;
+// Memory of `spec.nbytes` bytes holding `result` laid out as `spec` promises: the result's own
+// allocation when nobody else can see it and its layout agrees (and, with `must_share`, it is
+// shareable), else a copy into a new allocation of the device's allocator. Touches no storage
+// of the program.
+c10::DataPtr produce(const OutputSpec& spec, at::Tensor result, bool must_share) {
+  TORCH_CHECK(result.sizes().equals(spec.sizes) && result.dtype() == spec.dtype,
+              "terra: the GraphRunner produced ", result.sizes(), " ", result.dtype(),
+              " where the graph promised ", c10::IntArrayRef(spec.sizes), " ", spec.dtype);
+  if (same_layout(spec, result) && result.use_count() == 1 && result.has_storage()) {
+    c10::StorageImpl* source = result.storage().unsafeGetStorageImpl();
+    const c10::DataPtr& data = source->_mutable_data_ptr_no_checks();
+    if (result.storage().use_count() == 1 && source->nbytes() == spec.nbytes &&
+        !is_share(data) && (!must_share || shareable(data))) {
+      return source->set_data_ptr(c10::DataPtr(nullptr, result.device()));
+    }
   }
-  at::Tensor alias = at::detail::make_tensor<c10::TensorImpl>(c10::Storage(tensor.storage()),
-                                                              impl->key_set(), impl->dtype());
-  c10::TensorImpl* alias_impl = alias.unsafeGetTensorImpl();
-  alias_impl->set_sizes_and_strides(impl->sizes(), impl->strides(), impl->storage_offset());
-  if (impl->is_wrapped_number()) alias_impl->set_wrapped_number(true);
-  return alias;
+  c10::Allocator* allocator = c10::GetAllocator(spec.device.type());
+  at::Tensor copy = at::detail::make_tensor<c10::TensorImpl>(
+      c10::Storage(c10::make_intrusive<c10::StorageImpl>(
+          c10::StorageImpl::use_byte_size_t(), static_cast<std::int64_t>(spec.nbytes),
+          allocator->allocate(spec.nbytes), allocator, /*resizable=*/false)),
+      spec.keys, spec.dtype);
+  copy.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides,
+                                                    spec.storage_offset);
+  const c10::DispatchKeySet dense(spec.device.is_cuda() ? c10::DispatchKey::CUDA
+                                                        : c10::DispatchKey::CPU);
+  at::_ops::copy_::redispatch(dense, copy, result, false);
+  return copy.storage().unsafeGetStorageImpl()->set_data_ptr(
+      c10::DataPtr(nullptr, result.device()));
+}
+
+// Fills a promised placeholder from the op's result and shares the memory with the ops queued
+// before this that read it; settles the promise. Runner thread. The memory is made ready
+// first; the placeholder is then held strongly only to swap its DataPtr in (a few
+// instructions: the one moment the runner raises a program storage's use count, which a check
+// on the Python thread could otherwise meet; it must be held: a storage being freed must not
+// be given memory).
+void fill_promise(PendingOutput& promise, const OutputSpec& spec, at::Tensor result) {
+  SpinGuard guard(promise.lock);
+  struct Settle {
+    PendingOutput& promise;
+    ~Settle() { promise.done.store(true, std::memory_order_release); }
+  } settle{promise};  // destroyed before `guard`: `done` is published under the lock
+  const bool readers = promise.readers > 0;
+  if (!readers && promise.target.expired()) return;  // nobody wants the value any more
+  c10::DataPtr data = produce(spec, std::move(result), /*must_share=*/readers);
+  // Made a share only when queued readers need one now; otherwise the Python thread does it
+  // when it queues the first reader of the filled placeholder, if any (measured: no cheaper
+  // for the Python side when the runner did it for every output).
+  if (readers && shareable(data)) data = into_share(std::move(data));
+  if (readers && is_share(data)) {
+    promise.data = another_share(data);
+  } else if (readers) {
+    // Not shareable (a CPU allocator without a raw deleter is installed): the readers keep
+    // this memory and the placeholder gets a copy.
+    promise.data = std::move(data);
+    at::Tensor filled = at::detail::make_tensor<c10::TensorImpl>(
+        c10::Storage(c10::make_intrusive<c10::StorageImpl>(
+            c10::StorageImpl::use_byte_size_t(), static_cast<std::int64_t>(spec.nbytes),
+            c10::DataPtr(promise.data.mutable_get(), promise.data.device()), nullptr,
+            /*resizable=*/false)),
+        spec.keys, spec.dtype);
+    filled.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides,
+                                                        spec.storage_offset);
+    data = produce(spec, std::move(filled), /*must_share=*/true);  // a copy
+  }
+  c10::DataPtr previous;  // nothing, or poisoned memory (TERRA_DEBUG_POISON): freed unheld
+  if (c10::intrusive_ptr<c10::StorageImpl> target = promise.target.lock()) {
+    previous = target->set_data_ptr(std::move(data));
+  }
 }
 
 }  // namespace
-
-void alias_tensor_arguments(std::vector<c10::IValue>& arguments) {
-  for (c10::IValue& value : arguments) {
-    if (value.isTensor()) {
-      value = storage_alias(value.toTensor());
-    } else if (value.isTensorList()) {
-      c10::List<at::Tensor> aliases;
-      for (const at::Tensor& t : value.toTensorList()) aliases.push_back(storage_alias(t));
-      value = std::move(aliases);
-    } else if (value.isList()) {
-      // Optional tensor lists (aten::index): alias the tensors, keep the Nones.
-      c10::List<c10::IValue> items = value.toList();
-      bool has_tensor = false;
-      for (const c10::IValue& item : items) has_tensor = has_tensor || item.isTensor();
-      if (!has_tensor) continue;
-      c10::impl::GenericList copy(items.elementType());
-      for (const c10::IValue& item : items) {
-        copy.push_back(item.isTensor() ? c10::IValue(storage_alias(item.toTensor())) : item);
-      }
-      value = std::move(copy);
-    }
-  }
-}
 
 void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Tensor result) {
   c10::StorageImpl* impl = target.unsafeGetStorageImpl();
@@ -107,9 +230,13 @@ void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Te
   at::_ops::copy_::redispatch(dense, view, result, false);
 }
 
+// Drops what a finished (or dropped) item holds, leaving its vectors' memory to the slot (the
+// Python thread frees it when it reuses the slot).
 void WorkItem::clear() {
   op.reset();
   arguments.clear();
+  held.clear();
+  pending.clear();
   specs.reset();
   storages.clear();
   stream.reset();
@@ -132,11 +259,163 @@ GraphRunner::~GraphRunner() {
   thread_.join();
 }
 
+bool GraphRunner::hold_tensor(const at::Tensor& tensor, std::uint32_t argument,
+                              std::int32_t element, WorkItem& item) {
+  if (!tensor.defined() || !tensor.has_storage()) return false;
+  const c10::TensorImpl* impl = tensor.unsafeGetTensorImpl();
+  if (typeid(*impl) != typeid(c10::TensorImpl) || impl->has_symbolic_sizes_strides()) {
+    return false;
+  }
+  // A Python number the binding wrapped for this call: nobody else can see it or count it.
+  if (impl->is_wrapped_number()) return false;
+  c10::StorageImpl* source = impl->unsafe_storage().unsafeGetStorageImpl();
+  if (source->sym_nbytes().is_heap_allocated()) return false;
+  const auto index = static_cast<std::int32_t>(item.held.size());
+  HeldTensor& held = item.held.emplace_back();
+  held.argument = argument;
+  held.element = element;
+  held.keys = impl->key_set();
+  held.dtype = impl->dtype();
+  held.storage_offset = impl->storage_offset();
+  held.sizes.assign(impl->sizes().begin(), impl->sizes().end());
+  held.strides.assign(impl->strides().begin(), impl->strides().end());
+  // Over a program storage an earlier tensor of this op uses: the same runner-side storage.
+  // A scan for the few tensors of most ops, a map for long tensor lists (cat, _foreach_*).
+  if (held_sources_.size() < kHeldScan) {
+    for (std::size_t k = 0; k < held_sources_.size(); ++k) {
+      if (held_sources_[k] == source) {
+        held.same_storage = static_cast<std::int32_t>(k);
+        break;
+      }
+    }
+    held_sources_.push_back(source);
+    if (held_sources_.size() == kHeldScan) {
+      for (std::size_t k = kHeldScan; k-- > 0;) held_index_[held_sources_[k]] = k;
+    }
+  } else {
+    auto [found, inserted] = held_index_.emplace(source, index);
+    if (!inserted) held.same_storage = found->second;
+  }
+  if (held.same_storage >= 0) {
+    held.same_storage = item.held[held.same_storage].same_storage >= 0
+                            ? item.held[held.same_storage].same_storage
+                            : held.same_storage;
+    return true;
+  }
+  if (!pending_.empty()) {
+    auto found = pending_.find(source);
+    if (found != pending_.end()) {
+      PendingOutput& promise = *found->second;  // alive: `promises_` holds it
+      if (!promise.done.load(std::memory_order_acquire)) {
+        SpinGuard guard(promise.lock);
+        if (!promise.done.load(std::memory_order_relaxed)) {
+          // Not filled, and the runner is not filling it (it would hold the lock): this op
+          // reads the memory the producer gives the placeholder, through the promise.
+          ++promise.readers;
+          held.promise = c10::intrusive_ptr<PendingOutput>::reclaim_copy(found->second);
+          held.nbytes = static_cast<std::int64_t>(source->nbytes());
+          held.allocator = source->allocator();
+          return true;
+        }
+      }
+      pending_.erase(found);  // settled: its DataPtr is final, no longer the runner's business
+    }
+  }
+  c10::DataPtr& data = source->_mutable_data_ptr_no_checks();
+  if (shareable(data)) {
+    held.data = share_data_ptr(*source);
+  } else if (data.get() == nullptr && data.device().type() == c10::DeviceType::CPU) {
+    held.data = c10::DataPtr(nullptr, data.device());  // no memory to keep alive
+  } else {
+    held.storage = c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(source);  // the alias
+    return true;
+  }
+  held.nbytes = static_cast<std::int64_t>(source->nbytes());
+  held.allocator = source->allocator();
+  held.resizable = source->resizable();
+  return true;
+}
+
+void GraphRunner::hold_arguments(WorkItem& item) {
+  held_sources_.clear();
+  if (!held_index_.empty()) held_index_.clear();
+  std::vector<c10::IValue>& arguments = item.arguments;
+  for (std::size_t i = 0; i < arguments.size(); ++i) {
+    c10::IValue& value = arguments[i];
+    const auto argument = static_cast<std::uint32_t>(i);
+    if (value.isTensor()) {
+      if (hold_tensor(value.toTensor(), argument, -1, item)) value = at::Tensor();
+    } else if (value.isTensorList()) {
+      c10::List<at::Tensor> tensors;
+      std::int32_t k = 0;
+      for (const at::Tensor& t : value.toTensorList()) {
+        tensors.push_back(hold_tensor(t, argument, k++, item) ? at::Tensor() : t);
+      }
+      value = std::move(tensors);
+    } else if (value.isList()) {
+      // Optional tensor lists (aten::index): hold the tensors, keep the Nones.
+      c10::List<c10::IValue> items = value.toList();
+      bool has_tensor = false;
+      for (const c10::IValue& element : items) has_tensor = has_tensor || element.isTensor();
+      if (!has_tensor) continue;
+      c10::impl::GenericList copy(items.elementType());
+      std::int32_t k = 0;
+      for (const c10::IValue& element : items) {
+        const bool held = element.isTensor() && hold_tensor(element.toTensor(), argument, k, item);
+        copy.push_back(held ? c10::IValue() : element);
+        ++k;
+      }
+      value = std::move(copy);
+    }
+  }
+}
+
+void GraphRunner::forget_settled_promises() {
+  while (!promises_.empty() && promises_.front()->done.load(std::memory_order_acquire)) {
+    c10::intrusive_ptr<PendingOutput> promise = std::move(promises_.front());
+    promises_.pop_front();
+    auto found = pending_.find(promise->key);
+    if (found != pending_.end() && found->second == promise.get()) pending_.erase(found);
+    if (promise.use_count() == 1 && spare_promises_.size() < 64) {
+      std::atomic_thread_fence(std::memory_order_acquire);  // the runner is done with it
+      promise->target = c10::weak_intrusive_ptr<c10::StorageImpl>(
+          c10::intrusive_ptr<c10::StorageImpl>());
+      promise->data.clear();
+      promise->readers = 0;
+      promise->done.store(false, std::memory_order_relaxed);
+      spare_promises_.push_back(std::move(promise));
+    }
+  }
+}
+
+void GraphRunner::register_promises(WorkItem& item) {
+  for (std::size_t i = 0; i < item.storages.size(); ++i) {
+    c10::StorageImpl* placeholder = item.storages[i]._unsafe_get_target();
+    if (placeholder == nullptr || !item.specs || !(*item.specs)[i].device.is_cpu()) continue;
+    if (item.pending.empty()) item.pending.resize(item.storages.size());
+    c10::intrusive_ptr<PendingOutput> promise;
+    if (spare_promises_.empty()) {
+      promise = c10::make_intrusive<PendingOutput>();
+    } else {
+      promise = std::move(spare_promises_.back());
+      spare_promises_.pop_back();
+    }
+    promise->target = std::move(item.storages[i]);
+    promise->key = placeholder;
+    pending_[placeholder] = promise.get();
+    promises_.push_back(promise);
+    item.pending[i] = std::move(promise);
+  }
+}
+
 WorkItem& GraphRunner::next_slot() {
   return slots_[tail_.load(std::memory_order_relaxed) % kCapacity];
 }
 
 void GraphRunner::commit() {
+  // In batches: reading a promise the runner just settled costs a cache-line transfer.
+  if (promises_.size() >= kPromiseBatch) forget_settled_promises();
+  register_promises(next_slot());
   outstanding_.fetch_add(1, std::memory_order_acq_rel);
   tail_.fetch_add(1, std::memory_order_seq_cst);
   if (sleeping_.load(std::memory_order_seq_cst)) {
@@ -288,6 +567,13 @@ void GraphRunner::loop() {
       running_since_ns_.store(0, std::memory_order_relaxed);
       seconds = std::chrono::duration<double>(Clock::now() - start).count();
     }
+    for (auto& promise : item.pending) {
+      // Dropped, failed, or no result for it: later readers find no memory, as before.
+      if (promise && !promise->done.load(std::memory_order_acquire)) {
+        SpinGuard guard(promise->lock);
+        promise->done.store(true, std::memory_order_release);
+      }
+    }
     const int region = item.region;
     const std::uint32_t node = item.node;
     item.clear();  // drop the references before taking the lock
@@ -308,7 +594,48 @@ void GraphRunner::loop() {
   }
 }
 
+namespace {
+
+// Builds the tensors hold_arguments replaced, on the runner thread (their allocations and frees
+// stay on this thread).
+void rebuild_arguments(WorkItem& item) {
+  for (HeldTensor& held : item.held) {
+    if (held.same_storage >= 0) {
+      held.storage = item.held[held.same_storage].storage;
+    } else if (held.promise) {
+      // Its producer ran before this op (program order) and shared the memory if it could.
+      PendingOutput& promise = *held.promise;
+      c10::DataPtr data = promise.data ? another_share(promise.data)
+                                       : c10::DataPtr(nullptr, c10::Device(c10::kCPU));
+      if (--promise.readers == 0) promise.data.clear();  // the last reader: no lingering share
+      held.promise.reset();
+      held.storage = c10::make_intrusive<c10::StorageImpl>(
+          c10::StorageImpl::use_byte_size_t(), held.nbytes, std::move(data), held.allocator,
+          held.resizable);
+    } else if (!held.storage) {
+      held.storage = c10::make_intrusive<c10::StorageImpl>(
+          c10::StorageImpl::use_byte_size_t(), held.nbytes, std::move(held.data), held.allocator,
+          held.resizable);
+    }
+    at::Tensor tensor =
+        at::detail::make_tensor<c10::TensorImpl>(c10::Storage(held.storage), held.keys, held.dtype);
+    c10::TensorImpl* impl = tensor.unsafeGetTensorImpl();
+    impl->set_sizes_and_strides(held.sizes, held.strides, held.storage_offset);
+    c10::IValue& value = item.arguments[held.argument];
+    if (held.element < 0) {
+      value = std::move(tensor);
+    } else if (value.isTensorList()) {
+      value.toTensorList().set(held.element, std::move(tensor));
+    } else {
+      value.toList().set(held.element, c10::IValue(std::move(tensor)));
+    }
+  }
+}
+
+}  // namespace
+
 void GraphRunner::execute(WorkItem& item) {
+  rebuild_arguments(item);
   // The caller's thread-local state below autograd, so nested calls dispatch as in eager.
   c10::impl::ForceDispatchKeyGuard keys_guard(item.tls_included, item.tls_excluded);
   const c10::AutogradState saved_autograd = c10::AutogradState::get_tls_state();
@@ -328,8 +655,9 @@ void GraphRunner::execute(WorkItem& item) {
   TORCH_CHECK(results.size() == item.storages.size(), "terra: ", item.op->operator_name(),
               " returned ", results.size(), " tensors, the graph promised ", item.storages.size());
   for (std::size_t i = 0; i < results.size(); ++i) {
-    c10::intrusive_ptr<c10::StorageImpl> target = item.storages[i].lock();
-    if (target) {
+    if (i < item.pending.size() && item.pending[i]) {
+      fill_promise(*item.pending[i], (*item.specs)[i], std::move(results[i]));
+    } else if (c10::intrusive_ptr<c10::StorageImpl> target = item.storages[i].lock()) {
       fill_placeholder(c10::Storage(std::move(target)), (*item.specs)[i], std::move(results[i]));
     }
   }

@@ -9,11 +9,15 @@
 #include <c10/core/AutogradState.h>
 #include <c10/core/Stream.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
+#include <c10/util/SmallVector.h>
+#include <c10/util/flat_hash_map.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -34,16 +38,62 @@ struct OutputSpec {
   c10::DispatchKeySet keys;
 };
 
+// The runner's promise of one placeholder's memory (CPU placeholders only; see
+// GraphRunner::hold_arguments). Shared by the producing WorkItem, the runner's list of
+// promises and the HeldTensors of ops that read the placeholder before it was filled. `lock`
+// guards `readers` and the transition to `done`; the runner holds it while it fills
+// `target`, so once `done` reads true (acquire) the placeholder's DataPtr is final and the
+// Python thread may share it.
+struct PendingOutput : c10::intrusive_ptr_target {
+  c10::weak_intrusive_ptr<c10::StorageImpl> target{c10::intrusive_ptr<c10::StorageImpl>()};
+  c10::StorageImpl* key = nullptr;  // the placeholder's address (kept unique by `target`)
+  // Ops queued before the placeholder was filled that read it (guarded by `lock` until
+  // `done`; then counted down by the runner as they run). They read `data`: a share of the
+  // allocation the producer gives the placeholder, dropped when the last of them ran.
+  std::int32_t readers = 0;
+  c10::DataPtr data;
+  std::atomic<bool> done{false};
+  std::atomic<bool> lock{false};
+};
+
+// A tensor argument of a queued op as the runner rebuilds it right before the op runs (see
+// GraphRunner::hold_arguments): its metadata at queue time and a handle on its memory that
+// raises the use count of no TensorImpl or StorageImpl the program can see.
+struct HeldTensor {
+  std::uint32_t argument = 0;     // index into WorkItem::arguments
+  std::int32_t element = -1;      // position in that (tensor or optional tensor) list; -1: itself
+  std::int32_t same_storage = -1; // an earlier record of this op over the same program storage
+  // Where the memory comes from: the program's own StorageImpl (alias path); or a promise
+  // whose producer had not run (the runner takes a share of its memory); or `data`, a share
+  // of the program storage's allocation (or nothing, when it has no memory). The runner builds
+  // its own StorageImpl (`storage`) for the last two.
+  c10::intrusive_ptr<c10::StorageImpl> storage;
+  c10::intrusive_ptr<PendingOutput> promise;
+  c10::DataPtr data;
+  std::int64_t nbytes = 0;
+  c10::Allocator* allocator = nullptr;
+  bool resizable = false;
+  c10::DispatchKeySet keys;
+  caffe2::TypeMeta dtype;
+  std::int64_t storage_offset = 0;
+  c10::SmallVector<std::int64_t, 5> sizes, strides;
+};
+
 // One confirmed op: everything needed to run it exactly as eager would have. Work items live
 // in the runner's ring and are reused: clear() keeps the vectors' capacity, so a steady loop
-// queues ops without allocating.
+// queues ops without allocating them, and what the Python thread allocated is freed by the
+// Python thread when it reuses the slot. (A field that holds a reference must be released
+// in clear().)
 struct WorkItem {
   std::optional<c10::OperatorHandle> op;
   c10::DispatchKeySet keys;  // the dispatch keys below interception
   // The caller's thread-local included/excluded keys.
   c10::DispatchKeySet tls_included, tls_excluded;
   c10::AutogradState autograd_state{false, false, false, false};
-  std::vector<c10::IValue> arguments;  // the boxed arguments, actual values
+  // The boxed arguments, actual values; after GraphRunner::hold_arguments, the tensors it
+  // holds are undefined here and described by `held` until the runner rebuilds them.
+  std::vector<c10::IValue> arguments;
+  std::vector<HeldTensor> held;
   // Per flattened tensor output: the placeholder's storage to fill (null when the output is
   // an argument itself or undefined), described by specs[i]. Held weakly: tensor and storage
   // use counts stay as in eager (autograd accumulates a gradient in place, and AccumulateGrad
@@ -51,6 +101,9 @@ struct WorkItem {
   // simply not filled.
   std::shared_ptr<const std::vector<OutputSpec>> specs;
   std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> storages;
+  // Per flattened output, set by GraphRunner::commit for CPU placeholders (whose weak storage
+  // moves from `storages` into the promise): the runner fills them through it.
+  std::vector<c10::intrusive_ptr<PendingOutput>> pending;
   std::optional<c10::Stream> stream;  // the caller's current stream (CUDA)
   int region = -1;
   std::uint32_t node = 0;
@@ -78,6 +131,7 @@ class GraphRunner {
 
   // Queuing a confirmed op, without copying it: the producer (one thread, the engine's)
   // fills next_slot() in place, then commit()s it; it runs after every op queued before it.
+  // commit() registers the op's CPU placeholders as pending (see hold_arguments).
   // Precondition of next_slot(): has_room(). abandon() empties a slot the producer could not
   // finish filling.
   WorkItem& next_slot();
@@ -90,6 +144,26 @@ class GraphRunner {
   // Blocks until the first `count` committed ops finished, the runner failed or stopped. What
   // those ops wrote is then visible to the caller. Releases a hold.
   void wait_until_finished(std::uint64_t count);
+  // Makes the boxed arguments of an op about to be pushed safe to hold while queued, without
+  // raising the use count of any TensorImpl or StorageImpl the program can see (autograd reads
+  // both: InputBuffer accumulates a gradient in place only when `use_count() == 1 &&
+  // storage().use_count() == 1`, AccumulateGrad steals one only when `use_count()` allows).
+  // Each plain tensor (also inside lists; not a wrapped Python number, which nobody else can
+  // see) is replaced by a HeldTensor: its metadata at this moment and a handle on its memory,
+  // from which the runner builds a TensorImpl over a StorageImpl of its own right before the
+  // op runs (the Python thread allocates nothing per tensor). The handle:
+  // - memory that exists (a parameter, a feed, a filled placeholder): a share of the
+  //   allocation through a refcounted DataPtr context (the program storage's DataPtr is made
+  //   a share once; see SharedAllocation in graph_runner.cpp);
+  // - a placeholder whose producer has not run yet: its promise, through which the producer
+  //   shares the memory it gives the placeholder (also when Python dropped the placeholder);
+  // - anything else (CUDA, memory of other allocators: numpy, shared memory, pinned,
+  //   copy-on-write): the program's StorageImpl itself (a storage alias, as before: its use
+  //   count is raised while queued). Sparse, wrapper and symbolic tensors stay as they are.
+  // Tensors of one op over one program StorageImpl get one runner-side StorageImpl, so that
+  // overlap checks (Storage::is_alias_of) see what eager sees. Engine thread only; the item
+  // must be pushed next.
+  void hold_arguments(WorkItem& item);
   // Blocks until every queued op ran (or was dropped after an error). Releases a hold.
   void wait_idle();
   // True while queued work remains (cheap, lock-free).
@@ -134,6 +208,10 @@ class GraphRunner {
   }
   static constexpr int kSpinChecks = 200;
   void execute(WorkItem& item);
+  bool hold_tensor(const at::Tensor& tensor, std::uint32_t argument, std::int32_t element,
+                   WorkItem& item);
+  void forget_settled_promises();
+  void register_promises(WorkItem& item);
   void record_time(int region, std::uint32_t node, double seconds);
   void update_mean_op_time(double seconds);
 
@@ -162,14 +240,22 @@ class GraphRunner {
   std::atomic<bool> sleeping_{false};
   std::vector<double> busy_by_region_;
   std::vector<NodeTime> node_times_;
+  // Promises of CPU placeholders, in the order their ops were queued, which is the order the
+  // runner settles them in: settled ones leave from the front, checked at a commit once
+  // kPromiseBatch are listed (engine thread only, like everything below). A promise nobody
+  // else holds any more is reused.
+  static constexpr std::size_t kPromiseBatch = 32;
+  std::deque<c10::intrusive_ptr<PendingOutput>> promises_;
+  std::vector<c10::intrusive_ptr<PendingOutput>> spare_promises_;
+  // The unsettled ones by placeholder StorageImpl (a settled one may linger until a lookup or
+  // the front of `promises_` removes it).
+  ska::flat_hash_map<c10::StorageImpl*, PendingOutput*> pending_;
+  // hold_arguments: the program storage of each record of the op (the first kHeldScan), and
+  // past that, the first record over each program storage.
+  static constexpr std::size_t kHeldScan = 8;
+  std::vector<c10::StorageImpl*> held_sources_;
+  ska::flat_hash_map<c10::StorageImpl*, std::int32_t> held_index_;
 };
-
-// Replaces every tensor among `arguments` (also inside tensor lists) by a storage alias: a
-// new TensorImpl over the same StorageImpl with the tensor's keys, dtype, sizes, strides and
-// offset at this moment. A queued op then keeps its inputs' memory alive without raising the
-// use count of the program's tensors, which autograd reads (InputBuffer's in-place
-// accumulation, AccumulateGrad stealing a gradient) and must see as in eager.
-void alias_tensor_arguments(std::vector<c10::IValue>& arguments);
 
 // Moves the memory of `result` (what the op produced on the runner) into the placeholder
 // storage `target` described by `spec`: swaps the data pointer when layouts agree and nobody

@@ -82,11 +82,6 @@ class Program:
                 "divergent": 1}[self.kind]
 
 
-GRADIENT_STORAGE_LIMIT = (
-    "autograd accumulates a gradient out of place while the GraphRunner still holds its "
-    "storage, so backward departs from the trace depending on how far the runner lags "
-    "(docs/architecture.md, engine known limit 2)")
-
 CORPUS = {
     "c01_mlp_sgd.py": Program(30, "repeating", ("backward",)),
     "c02_sgd_momentum.py": Program(32, "repeating", ("sgd_momentum", "backward")),
@@ -102,14 +97,12 @@ CORPUS = {
     "c08_break_continue.py": Program(34, "repeating", ("break_continue_return",)),
     "c09_early_return.py": Program(21, "repeating", ("break_continue_return",)),
     "c10_recursion_tree.py": Program(
-        24, "branching", ("recursion",), "three tree shapes: one graph path per tree",
-        known_limit=GRADIENT_STORAGE_LIMIT),
+        24, "branching", ("recursion",), "three tree shapes: one graph path per tree"),
     "c11_generator_batches.py": Program(
         20, "branching", ("generator_batches", "last_batch_smaller", "sgd_momentum"),
         "the smaller last batch of each epoch is another path"),
     "c12_variable_seq_len.py": Program(
-        24, "branching", ("variable_seq_len",), "three sequence lengths: three paths",
-        known_limit=GRADIENT_STORAGE_LIMIT),
+        24, "branching", ("variable_seq_len",), "three sequence lengths: three paths"),
     "c13_no_grad_eval.py": Program(
         30, "branching", ("no_grad_eval",), "every 5th step adds an evaluation path"),
     "c14_dropout_train_eval.py": Program(
