@@ -452,31 +452,25 @@ bool GraphRunner::has_room(std::int64_t max_items, double max_lag_s) const {
   return static_cast<double>(queued) * op_seconds < max_lag_s;
 }
 
-void GraphRunner::wait_for_room(std::int64_t max_items, double max_lag_s) {
+template <class Ready>
+void GraphRunner::wait_for_progress(Ready ready) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (hold_) {
     hold_ = false;
     work_ready_.notify_one();
   }
-  room_wanted_ = true;
-  room_.wait(lock, [&] {
-    return stop_ || failed_.load(std::memory_order_acquire) || has_room(max_items, max_lag_s);
-  });
+  room_wanted_ = true;  // every finished op then notifies room_
+  room_.wait(lock, [&] { return stop_ || failed_.load(std::memory_order_acquire) || ready(); });
   room_wanted_ = false;
+}
+
+void GraphRunner::wait_for_room(std::int64_t max_items, double max_lag_s) {
+  wait_for_progress([&] { return has_room(max_items, max_lag_s); });
 }
 
 void GraphRunner::wait_until_finished(std::uint64_t count) {
   if (finished() >= count) return;
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (hold_) {
-    hold_ = false;
-    work_ready_.notify_one();
-  }
-  room_wanted_ = true;
-  room_.wait(lock, [&] {
-    return stop_ || failed_.load(std::memory_order_acquire) || finished() >= count;
-  });
-  room_wanted_ = false;
+  wait_for_progress([&] { return finished() >= count; });
 }
 
 std::exception_ptr GraphRunner::take_error() {

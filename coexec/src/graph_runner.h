@@ -199,6 +199,10 @@ class GraphRunner {
 
  private:
   void loop();
+  // Blocks until ready() (checked after every finished op), the runner failed or stopped.
+  // Releases a hold.
+  template <class Ready>
+  void wait_for_progress(Ready ready);
   // Waits (spinning briefly, then asleep) until an op is queued, the hold is off, or stop;
   // false on stop with nothing queued. Takes and returns `lock` unlocked.
   bool wait_for_work(std::unique_lock<std::mutex>& lock);
