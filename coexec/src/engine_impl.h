@@ -166,6 +166,9 @@ struct Engine::Impl {
                    torch::jit::Stack* stack);
   const NodeRuntime& node_runtime(Region& region, const graph::Node& node);
   Iteration& start_iteration(Region* region);
+  // The iteration an end or abort closes; null when it matches a nested begin (counted down
+  // here) or no iteration is active.
+  std::unique_ptr<Iteration> take_iteration();
   void debug(int level, const std::string& message) const;
 };
 

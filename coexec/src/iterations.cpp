@@ -78,13 +78,17 @@ Iteration& Engine::Impl::start_iteration(Region* region) {
   return *iteration;
 }
 
-void Engine::Impl::end_iteration() {
+std::unique_ptr<Iteration> Engine::Impl::take_iteration() {
   if (nested > 0) {
     --nested;
-    return;
+    return nullptr;
   }
-  if (!iteration) return;
-  std::unique_ptr<Iteration> done = std::move(iteration);
+  return std::move(iteration);
+}
+
+void Engine::Impl::end_iteration() {
+  std::unique_ptr<Iteration> done = take_iteration();
+  if (!done) return;
   Iteration& it = *done;
   Region& region = *it.region;
   collect_node_times();
@@ -145,12 +149,8 @@ void Engine::Impl::end_iteration() {
 }
 
 void Engine::Impl::abort_iteration() {
-  if (nested > 0) {
-    --nested;
-    return;
-  }
-  if (!iteration) return;
-  std::unique_ptr<Iteration> done = std::move(iteration);
+  std::unique_ptr<Iteration> done = take_iteration();
+  if (!done) return;
   done->region->counters.iterations_aborted++;
   done->region->counters.time_python_s +=
       std::chrono::duration<double>(Clock::now() - done->start).count();

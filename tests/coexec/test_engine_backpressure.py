@@ -5,6 +5,7 @@ faster than the runner executes them. Without a bound the queue grows without li
 and a KeyboardInterrupt then waits for the whole queue to drain (practically a hang).
 """
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -70,11 +71,20 @@ def test_keyboard_interrupt_in_coexecuted_loop_returns_promptly(tmp_path):
     assert b_ok == "1" and c_ok == "1"
 
 
+@contextlib.contextmanager
+def _queue_bounds(**bounds):
+    """The engine configured with these queue bounds for the block, restored after it."""
+    saved = engine.settings()
+    engine.configure(**bounds)
+    try:
+        yield
+    finally:
+        engine.configure(**{name: saved[name] for name in bounds})
+
+
 def test_outstanding_ops_never_exceed_the_bound():
     fresh_engine()
-    saved = engine.settings()
-    engine.configure(max_queued=4, max_queued_ms=0)
-    try:
+    with _queue_bounds(max_queued=4, max_queued_ms=0):
         torch.manual_seed(0)
         a = torch.randn(200, 200)
         w = torch.randn(200, 200)
@@ -85,8 +95,6 @@ def test_outstanding_ops_never_exceed_the_bound():
                 results.append(torch.tanh(a @ w) * 0.5)
             peak = max(peak, engine.queued())
         terra.sync()
-    finally:
-        engine.configure(max_queued=saved["max_queued"], max_queued_ms=saved["max_queued_ms"])
     expected = torch.tanh(a @ w) * 0.5
     assert all(torch.equal(r, expected) for r in results)
     stats = terra.stats()
@@ -101,9 +109,7 @@ def test_lag_bound_limits_queued_time():
     first iterations may queue many ops; the later ones must stay near 20 ms of work.
     """
     fresh_engine()
-    saved = engine.settings()
-    engine.configure(max_queued=0, max_queued_ms=20)
-    try:
+    with _queue_bounds(max_queued=0, max_queued_ms=20):
         torch.manual_seed(0)
         a = torch.randn(800, 800)
         op_seconds = _eager_seconds(lambda: a @ a)
@@ -113,8 +119,6 @@ def test_lag_bound_limits_queued_time():
                 b = a @ a
             queued.append(engine.queued())
         terra.sync()
-    finally:
-        engine.configure(max_queued=saved["max_queued"], max_queued_ms=saved["max_queued_ms"])
     assert torch.equal(b, a @ a)
     assert terra.stats()["iterations_coexecuted"] > 250
     # About 20 ms of work stays queued (a factor 3 for timing noise); unbounded it is ~300.
