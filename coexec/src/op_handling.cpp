@@ -59,7 +59,7 @@ void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet key
   if (!build_call(info, *stack, *it, &call)) {
     // Unsupported tensors or arguments: eager after a sync, unrecorded (outputs become feeds).
     if (config.debug >= 2) debug(2, "eager (unsupported) " + info.name.qualified());
-    if (it->mode == IterationMode::kCoexecuting) sync();
+    sync();  // queued work (also from an earlier iteration) may write what it reads
     it->region->counters.eager_ops++;
     run_eagerly(op, keys, stack);
     return;

@@ -73,6 +73,9 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
   }
   record.module_path = module_path;
 
+  // Ops queued by an earlier co-executed iteration (of this or another region) may still be
+  // running: an op traced now runs eagerly, so it waits for what it reads (or writes).
+  wait_before_running_now(info, *stack);
   const auto eager_start = Clock::now();
   run_eagerly(op, keys, stack);
   note_traced_op_time(std::chrono::duration<double>(Clock::now() - eager_start).count());
