@@ -12,6 +12,8 @@
 #include <thread>
 #include <typeinfo>
 
+#include "openmp_threads.h"
+
 namespace terra::coexec {
 namespace {
 
@@ -527,7 +529,17 @@ bool GraphRunner::wait_for_work(std::unique_lock<std::mutex>& lock) {
   if (!queue_empty() && !hold_.load(std::memory_order_acquire)) return true;
   lock.lock();
   sleeping_.store(true, std::memory_order_seq_cst);
-  work_ready_.wait(lock, [this] { return stop_ || (!queue_empty() && !hold_); });
+  const auto ready = [this] { return stop_ || (!queue_empty() && !hold_); };
+  if (openmp_team_may_exist_ && !work_ready_.wait_for(lock, kIdleBeforeReleasingTeam, ready)) {
+    // Python runs eagerly now (or nothing runs): its parallel kernels must not pay for this
+    // thread's idle team (openmp_threads.h). A wake-up meanwhile is not lost: `ready` is
+    // checked again before sleeping.
+    lock.unlock();
+    release_openmp_threads();
+    openmp_team_may_exist_ = false;
+    lock.lock();
+  }
+  work_ready_.wait(lock, ready);
   sleeping_.store(false, std::memory_order_relaxed);
   const bool work = !queue_empty();
   lock.unlock();
@@ -553,6 +565,7 @@ void GraphRunner::loop() {
       const auto start = Clock::now();
       running_since_ns_.store(start.time_since_epoch() / std::chrono::nanoseconds(1),
                               std::memory_order_relaxed);
+      openmp_team_may_exist_ = true;
       try {
         execute(item);
       } catch (...) {

@@ -13,6 +13,7 @@
 #include <c10/util/flat_hash_map.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -211,6 +212,10 @@ class GraphRunner {
     return head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_seq_cst);
   }
   static constexpr int kSpinChecks = 200;
+  // Idle this long, the runner gives its OpenMP team back (openmp_threads.h): long enough
+  // that a co-executed loop's gaps between iterations keep it, short against an eager phase.
+  static constexpr std::chrono::milliseconds kIdleBeforeReleasingTeam{20};
+  bool openmp_team_may_exist_ = false;  // runner thread only
   void execute(WorkItem& item);
   bool hold_tensor(const at::Tensor& tensor, std::uint32_t argument, std::int32_t element,
                    WorkItem& item);

@@ -7,6 +7,7 @@
 
 #include "engine_impl.h"
 #include "interceptor.h"
+#include "openmp_threads.h"
 
 namespace terra::coexec {
 namespace {
@@ -48,6 +49,10 @@ void Engine::Impl::begin_iteration(int region_id) {
   if (region->phase == Phase::kCoexecuting) {
     it.mode = IterationMode::kCoexecuting;
     region->cursor->reset();
+    // From here the runner runs the kernels: Python's idle OpenMP team would slow its
+    // parallel regions (openmp_threads.h). Every time: Python may have run parallel kernels
+    // between iterations, and where it did not, there is no team and this costs nothing.
+    release_openmp_threads();
   } else {
     it.mode = IterationMode::kTracing;
   }

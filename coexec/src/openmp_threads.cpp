@@ -1,0 +1,32 @@
+#include "openmp_threads.h"
+
+#include <dlfcn.h>
+
+namespace terra::coexec {
+namespace {
+
+using PauseAll = int (*)(int);
+
+// Looked up rather than linked: LibTorch may be built against GNU, LLVM or Intel OpenMP,
+// or none, and only the one already loaded is meant.
+PauseAll find_pause_all() {
+  for (const char* library : {"libgomp.so.1", "libomp.so", "libiomp5.so"}) {
+    if (void* handle = dlopen(library, RTLD_LAZY | RTLD_NOLOAD)) {
+      if (void* symbol = dlsym(handle, "omp_pause_resource_all")) {
+        return reinterpret_cast<PauseAll>(symbol);
+      }
+    }
+  }
+  return nullptr;
+}
+
+constexpr int kOmpPauseHard = 2;  // omp_pause_hard: the threads end, not just sleep
+
+}  // namespace
+
+void release_openmp_threads() {
+  static const PauseAll pause_all = find_pause_all();
+  if (pause_all != nullptr) pause_all(kOmpPauseHard);
+}
+
+}  // namespace terra::coexec
