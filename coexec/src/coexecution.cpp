@@ -10,6 +10,7 @@
 
 #include "call_identity.h"
 #include "engine_impl.h"
+#include "placeholder_storage.h"
 
 namespace terra::coexec {
 namespace {
@@ -65,7 +66,7 @@ at::Tensor make_placeholder(const OutputSpec& spec, bool poison) {
     data = allocator->allocate(spec.nbytes);
     std::memset(data.get(), 0xFF, spec.nbytes);  // NaN for floats, -1 for ints
   }
-  auto storage = c10::make_intrusive<c10::StorageImpl>(
+  c10::intrusive_ptr<c10::StorageImpl> storage = c10::make_intrusive<PlaceholderStorage>(
       c10::StorageImpl::use_byte_size_t(), static_cast<std::int64_t>(spec.nbytes), std::move(data),
       allocator, /*resizable=*/true);
   at::Tensor tensor = at::detail::make_tensor<c10::TensorImpl>(c10::Storage(std::move(storage)),

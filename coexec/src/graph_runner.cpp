@@ -13,6 +13,8 @@
 #include <typeinfo>
 
 #include "openmp_threads.h"
+#include "placeholder_storage.h"
+#include "spin_guard.h"
 
 namespace terra::coexec {
 namespace {
@@ -93,22 +95,6 @@ c10::DataPtr share_data_ptr(c10::StorageImpl& storage) {
   return another_share(storage._mutable_data_ptr_no_checks());
 }
 
-// A lock held for a few instructions, or while the runner fills one placeholder.
-class SpinGuard {
- public:
-  explicit SpinGuard(std::atomic<bool>& flag) : flag_(flag) {
-    while (flag_.exchange(true, std::memory_order_acquire)) {
-      while (flag_.load(std::memory_order_relaxed)) std::this_thread::yield();
-    }
-  }
-  ~SpinGuard() { flag_.store(false, std::memory_order_release); }
-  SpinGuard(const SpinGuard&) = delete;
-  SpinGuard& operator=(const SpinGuard&) = delete;
-
- private:
-  std::atomic<bool>& flag_;
-};
-
 // ---------------------------------------------------------------------------------------------
 
 // The result's memory can become the placeholder's when nobody else can see the result (a
@@ -168,10 +154,7 @@ c10::DataPtr produce(const OutputSpec& spec, at::Tensor result, bool must_share)
 
 // Fills a promised placeholder from the op's result and shares the memory with the ops queued
 // before this that read it; settles the promise. Runner thread. The memory is made ready
-// first; the placeholder is then held strongly only to swap its DataPtr in (a few
-// instructions: the one moment the runner raises a program storage's use count, which a check
-// on the Python thread could otherwise meet; it must be held: a storage being freed must not
-// be given memory).
+// first, then swapped into the placeholder without raising its use count.
 void fill_promise(PendingOutput& promise, const OutputSpec& spec, at::Tensor result) {
   SpinGuard guard(promise.lock);
   struct Settle {
@@ -201,10 +184,11 @@ void fill_promise(PendingOutput& promise, const OutputSpec& spec, at::Tensor res
                                                         spec.storage_offset);
     data = produce(spec, std::move(filled), /*must_share=*/true);  // a copy
   }
-  c10::DataPtr previous;  // nothing, or poisoned memory (TERRA_DEBUG_POISON): freed unheld
-  if (c10::intrusive_ptr<c10::StorageImpl> target = promise.target.lock()) {
-    previous = target->set_data_ptr(std::move(data));
-  }
+  // Not locked into a strong reference (placeholder_storage.h): `target` keeps the object.
+  if (promise.target.expired()) return;
+  c10::DataPtr previous = static_cast<PlaceholderStorage*>(promise.key)->fill(std::move(data));
+  // `previous`: nothing, poisoned memory (TERRA_DEBUG_POISON), or `data` if the program
+  // released the placeholder meanwhile; freed here, outside the placeholder's gate.
 }
 
 }  // namespace
