@@ -402,8 +402,8 @@ void GraphRunner::commit() {
   // In batches: reading a promise the runner just settled costs a cache-line transfer.
   if (promises_.size() >= kPromiseBatch) forget_settled_promises();
   register_promises(next_slot());
-  outstanding_.fetch_add(1, std::memory_order_acq_rel);
-  tail_.fetch_add(1, std::memory_order_seq_cst);
+  --room_budget_;
+  tail_.store(tail_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
   if (sleeping_.load(std::memory_order_seq_cst)) {
     // Taking the mutex orders this wake-up after the runner's last look at the ring.
     { std::lock_guard<std::mutex> lock(mutex_); }
@@ -414,28 +414,51 @@ void GraphRunner::commit() {
 void GraphRunner::abandon() { next_slot().clear(); }
 
 void GraphRunner::wait_idle() {
+  room_budget_ = 0;  // bounds may change before the next op
   std::unique_lock<std::mutex> lock(mutex_);
   if (hold_) {
     hold_ = false;
     work_ready_.notify_one();
   }
-  idle_.wait(lock, [this] { return outstanding_.load(std::memory_order_acquire) == 0; });
+  idle_.wait(lock, [this] { return !pending(); });
 }
 
-bool GraphRunner::has_room(std::int64_t max_items, double max_lag_s) const {
-  const std::int64_t queued = outstanding_.load(std::memory_order_acquire);
-  if (queued == 0) return true;
+bool GraphRunner::has_room(std::int64_t max_items, double max_lag_s) {
+  // Within the budget the last full check granted under the same bounds, the queue cannot
+  // have grown past them (it only shrinks meanwhile). A lag bound may be overshot by that
+  // many ops of the mean op time when a long op starts among them.
+  if (room_budget_ > 0 && max_items == budget_max_items_ && max_lag_s == budget_max_lag_s_) {
+    return true;
+  }
+  budget_max_items_ = max_items;
+  budget_max_lag_s_ = max_lag_s;
+  const std::int64_t queued = outstanding();
+  room_budget_ = 0;
   if (queued >= kCapacity || (max_items > 0 && queued >= max_items)) return false;
-  if (max_lag_s <= 0) return true;
   // The op running now has taken at least its elapsed time: a lower bound of the op cost
   // that also holds before the first op finished (no mean yet) and for one huge op.
-  double op_seconds = mean_op_seconds_.load(std::memory_order_relaxed);
-  const std::int64_t since = running_since_ns_.load(std::memory_order_relaxed);
+  double op_seconds = max_lag_s > 0 ? mean_op_seconds_.load(std::memory_order_relaxed) : 0.0;
+  const std::int64_t since =
+      max_lag_s > 0 && queued > 0 ? running_since_ns_.load(std::memory_order_relaxed) : 0;
   if (since != 0 && static_cast<double>(queued) * op_seconds < max_lag_s) {
     const std::int64_t now = Clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
     op_seconds = std::max(op_seconds, static_cast<double>(now - since) * 1e-9);
   }
-  return static_cast<double>(queued) * op_seconds < max_lag_s;
+  if (max_lag_s > 0 && queued > 0 && static_cast<double>(queued) * op_seconds >= max_lag_s) {
+    return false;
+  }
+  // Ops that fit by this estimate, up to kRoomBudget, need no further look.
+  std::int64_t fits = kRoomBudget;
+  if (max_items > 0) fits = std::min(fits, max_items - queued);
+  if (max_lag_s > 0) {
+    // No op timed yet: one at a time, as the elapsed time of the running op bounds the lag.
+    fits = op_seconds > 0
+               ? std::min(fits, static_cast<std::int64_t>(max_lag_s / op_seconds) - queued)
+               : 1;
+  }
+  fits = std::min(fits, kCapacity - queued);
+  room_budget_ = std::max<std::int64_t>(fits, 0);
+  return true;
 }
 
 template <class Ready>
@@ -486,6 +509,14 @@ std::vector<NodeTime> GraphRunner::take_node_times() {
   std::vector<NodeTime> times;
   times.swap(node_times_);
   return times;
+}
+
+void GraphRunner::defer_small_releases(WorkItem& item) {
+  for (HeldTensor& held : item.held) {
+    if (held.runner_owned && held.same_storage < 0 && held.nbytes <= kDeferredMaxBytes) {
+      deferred_releases_.push_back(std::move(held.storage));
+    }
+  }
 }
 
 void GraphRunner::record_time(int region, std::uint32_t node, double seconds) {
@@ -567,8 +598,14 @@ void GraphRunner::loop() {
     }
     const int region = item.region;
     const std::uint32_t node = item.node;
+    defer_small_releases(item);
     item.clear();  // drop the references before taking the lock
-    head_.store(head + 1, std::memory_order_release);
+    // Released when enough gathered, and before the queue reads empty (so sync() still means:
+    // the queued ops hold no memory).
+    if (deferred_releases_.size() >= kDeferredReleases ||
+        (!deferred_releases_.empty() && head + 1 == tail_.load(std::memory_order_acquire))) {
+      deferred_releases_.clear();
+    }
 
     lock.lock();
     if (!drop) {
@@ -579,7 +616,9 @@ void GraphRunner::loop() {
       error_ = error;
       failed_.store(true, std::memory_order_release);
     }
-    if (outstanding_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_.notify_all();
+    // Published after the error: once the queue reads empty, sync() finds the error.
+    head_.store(head + 1, std::memory_order_release);
+    if (queue_empty()) idle_.notify_all();
     if (room_wanted_) room_.notify_all();
     lock.unlock();
   }
@@ -603,10 +642,12 @@ void rebuild_arguments(WorkItem& item) {
       held.storage = c10::make_intrusive<c10::StorageImpl>(
           c10::StorageImpl::use_byte_size_t(), held.nbytes, std::move(data), held.allocator,
           held.resizable);
+      held.runner_owned = true;
     } else if (!held.storage) {
       held.storage = c10::make_intrusive<c10::StorageImpl>(
           c10::StorageImpl::use_byte_size_t(), held.nbytes, std::move(held.data), held.allocator,
           held.resizable);
+      held.runner_owned = true;
     }
     at::Tensor tensor =
         at::detail::make_tensor<c10::TensorImpl>(c10::Storage(held.storage), held.keys, held.dtype);
