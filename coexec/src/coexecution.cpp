@@ -337,9 +337,9 @@ void Engine::Impl::wait_before_running_now(const OpInfo& info, const torch::jit:
 void Engine::Impl::wait_for_runner_room() {
   const double max_lag_s = config.max_queued_ms / 1000.0;
   if (runner.has_room(config.max_queued, max_lag_s)) return;
-  // Room appears as soon as the runner finishes an op, so a signal that arrives meanwhile
-  // (Python's handler only sets a flag) is acted on within about one op's run time.
-  auto wait = [&] { runner.wait_for_room(config.max_queued, max_lag_s); };
+  // A signal that arrives meanwhile (Python's handler only sets a flag) is acted on once
+  // half the queue drained: within about half of max_queued_ms.
+  auto wait = [&] { runner.wait_for_room(); };
   if (hooks.wait_without_gil) {
     hooks.wait_without_gil(wait);
   } else {

@@ -461,25 +461,30 @@ bool GraphRunner::has_room(std::int64_t max_items, double max_lag_s) {
   return true;
 }
 
-template <class Ready>
-void GraphRunner::wait_for_progress(Ready ready) {
+void GraphRunner::wait_for_finished(std::uint64_t count) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (hold_) {
     hold_ = false;
     work_ready_.notify_one();
   }
-  room_wanted_ = true;  // every finished op then notifies room_
-  room_.wait(lock, [&] { return stop_ || failed_.load(std::memory_order_acquire) || ready(); });
-  room_wanted_ = false;
+  wake_at_finished_ = count;  // the runner notifies `progress_` once that many finished
+  progress_.wait(lock, [&] {
+    return stop_ || failed_.load(std::memory_order_acquire) || finished() >= count;
+  });
+  wake_at_finished_ = kNoWaiter;
 }
 
-void GraphRunner::wait_for_room(std::int64_t max_items, double max_lag_s) {
-  wait_for_progress([&] { return has_room(max_items, max_lag_s); });
+void GraphRunner::wait_for_room() {
+  // Until half the queue drained: the program then queues many ops per wake-up, rather than
+  // one op per finished op, each a context switch on cores the runner's kernels need.
+  const std::int64_t queued = outstanding();
+  wait_for_finished(tail_.load(std::memory_order_relaxed) - static_cast<std::uint64_t>(queued / 2));
+  room_budget_ = 0;
 }
 
 void GraphRunner::wait_until_finished(std::uint64_t count) {
   if (finished() >= count) return;
-  wait_for_progress([&] { return finished() >= count; });
+  wait_for_finished(count);
 }
 
 std::exception_ptr GraphRunner::take_error() {
@@ -619,7 +624,7 @@ void GraphRunner::loop() {
     // Published after the error: once the queue reads empty, sync() finds the error.
     head_.store(head + 1, std::memory_order_release);
     if (queue_empty()) idle_.notify_all();
-    if (room_wanted_) room_.notify_all();
+    if (head + 1 >= wake_at_finished_ || error) progress_.notify_all();
     lock.unlock();
   }
 }

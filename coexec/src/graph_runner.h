@@ -182,10 +182,9 @@ class GraphRunner {
   // is off. Cheap, lock-free: the producer's fast path, which reads what the runner writes
   // only once per kRoomBudget ops while the queue is short (engine thread only).
   bool has_room(std::int64_t max_items, double max_lag_s);
-  // Backpressure: blocks until has_room(), the runner failed or stopped. Every finished op
-  // re-checks, so the wait lasts at most about one op's run time per missing slot. Releases
-  // a hold.
-  void wait_for_room(std::int64_t max_items, double max_lag_s);
+  // Backpressure, after has_room() said no: blocks until half the queued ops finished (so at
+  // most about half the lag bound), the runner failed or stopped. Releases a hold.
+  void wait_for_room();
   // Replaces the recent mean op time with an estimate from elsewhere (a region's eager ops
   // while traced), so the first co-executed ops are bounded before the runner timed any.
   void seed_mean_op_time(double seconds) {
@@ -206,10 +205,9 @@ class GraphRunner {
 
  private:
   void loop();
-  // Blocks until ready() (checked after every finished op), the runner failed or stopped.
-  // Releases a hold.
-  template <class Ready>
-  void wait_for_progress(Ready ready);
+  // Blocks until `count` ops finished, the runner failed or stopped; woken by the runner only
+  // then. Releases a hold.
+  void wait_for_finished(std::uint64_t count);
   // Waits (spinning briefly, then asleep) until an op is queued, the hold is off, or stop;
   // false on stop with nothing queued. Takes and returns `lock` unlocked.
   bool wait_for_work(std::unique_lock<std::mutex>& lock);
@@ -247,9 +245,10 @@ class GraphRunner {
   mutable std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable idle_;
-  // An op finished while the producer waits (for room, or for some op to finish).
-  std::condition_variable room_;
-  bool room_wanted_ = false;
+  // The op the producer waits for finished (wait_for_finished).
+  std::condition_variable progress_;
+  static constexpr std::uint64_t kNoWaiter = ~std::uint64_t{0};
+  std::uint64_t wake_at_finished_ = kNoWaiter;  // under mutex_
   // The ring of work items: the producer owns [tail_, head_ + kCapacity), the runner
   // [head_, tail_). Single producer, single consumer: no lock on the hot path. What each
   // thread writes per op sits on a cache line of its own, and each reads the other's line only
