@@ -63,7 +63,7 @@ void Engine::Impl::begin_iteration(int region_id) {
 void Iteration::recycle() {
   region = nullptr;
   mode = IterationMode::kInactive;
-  trace = graph::Trace{};
+  trace.clear();
   fallback_from = graph::kRootId;
   step = 0;
   values.clear();

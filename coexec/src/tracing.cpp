@@ -85,6 +85,7 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
   for (std::size_t k = 0; k < sizes_before.size(); ++k) {
     resized |= !call.inputs[k].sizes().equals(sizes_before[k]);
   }
+  record.outputs.reserve(outs.size());
   for (const at::Tensor& out : outs) {
     graph::OutputInfo output = describe_output(out, call.inputs);
     if (output.alias != graph::AliasKind::kFresh) {

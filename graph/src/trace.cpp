@@ -5,6 +5,13 @@
 
 namespace terra::graph {
 
+void Trace::clear() {
+  records.clear();
+  states.clear();
+  feeds.clear();
+  constants.clear();
+}
+
 std::size_t Trace::append(OpRecord record) {
   records.push_back(std::move(record));
   return records.size() - 1;

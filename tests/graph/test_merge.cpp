@@ -49,6 +49,25 @@ TEST(Merge, IdenticalTraceIsContainedWithoutGrowth) {
   for (NodeId id = 0; id < graph.size(); ++id) EXPECT_EQ(graph.node(id).count, 2u);
 }
 
+TEST(Merge, ClearedTraceRefilledMergesLikeAFreshOne) {
+  // A recycled iteration clears its trace (keeping capacity) and records the next one in it.
+  TraceGraph graph;
+  Trace trace = training_step(with_tanh());
+  graph.merge(training_step());
+  trace.clear();
+  EXPECT_TRUE(trace.records.empty());
+  EXPECT_TRUE(trace.states.empty() && trace.feeds.empty() && trace.constants.empty());
+  const Trace fresh = training_step();
+  for (const OpRecord& record : fresh.records) trace.append(record);
+  trace.states = fresh.states;
+  trace.feeds = fresh.feeds;
+  trace.constants = fresh.constants;
+  MergeResult again = graph.merge(trace);
+  graph.verify();
+  EXPECT_TRUE(again.contained);
+  EXPECT_EQ(graph.size(), kStepOps);
+}
+
 TEST(Merge, DivergenceOpensBranchAtFirstDifference) {
   TraceGraph graph;
   MergeResult relu = graph.merge(training_step());

@@ -40,6 +40,9 @@ struct Trace {
   std::vector<FeedInfo> feeds;
   std::vector<ConstantInfo> constants;
 
+  // Empties the trace, keeping the vectors' capacity (a recycled iteration's trace grows
+  // no more once it held one iteration).
+  void clear();
   // Appends a record and returns its step (index).
   std::size_t append(OpRecord record);
   // Marks record `step` as a fetch point (Python waited for its value).
