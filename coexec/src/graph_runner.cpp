@@ -27,6 +27,17 @@ bool same_layout(const OutputSpec& spec, const at::Tensor& result) {
          result.device() == spec.device;
 }
 
+// The CPU's hint that this thread spins (it leaves the core's resources to other work).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#else
+  std::this_thread::yield();
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared allocations: one allocation owned by several StorageImpls (the program's and the
 // runner's), freed when the last of them lets go. The runner holds a queued op's inputs
@@ -544,8 +555,15 @@ void GraphRunner::update_mean_op_time(double seconds) {
 
 bool GraphRunner::wait_for_work(std::unique_lock<std::mutex>& lock) {
   // Python usually confirms the next op within microseconds: waiting awake a little keeps
-  // commit() from paying a futex wake-up per op.
-  for (int i = 0; i < kSpinChecks && queue_empty(); ++i) std::this_thread::yield();
+  // commit() from paying a futex wake-up per op. Awake on the CPU's spin-wait hint, not on
+  // sched_yield: measured on the 2-core VM, a runner calling sched_yield in a loop slowed the
+  // Python thread's own code on the other core by a fifth to a third (the MLP's zero_grad,
+  // pure Python, 12.7 -> 17.5 us; its step 0.80x eager), the hint not at all (1.04x).
+  const auto until = Clock::now() + kSpinTime;
+  for (int i = 0; queue_empty(); ++i) {
+    cpu_relax();
+    if (i % 64 == 63 && Clock::now() >= until) break;
+  }
   if (!queue_empty() && !hold_.load(std::memory_order_acquire)) return true;
   lock.lock();
   sleeping_.store(true, std::memory_order_seq_cst);

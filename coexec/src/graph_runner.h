@@ -219,7 +219,8 @@ class GraphRunner {
     tail_seen_ = tail_.load(std::memory_order_seq_cst);
     return head == tail_seen_;
   }
-  static constexpr int kSpinChecks = 200;
+  // How long the runner stays awake for the next op before it sleeps.
+  static constexpr std::chrono::microseconds kSpinTime{100};
   // Idle this long, the runner gives its OpenMP team back (openmp_threads.h): long enough
   // that a co-executed loop's gaps between iterations keep it, short against an eager phase.
   static constexpr std::chrono::milliseconds kIdleBeforeReleasingTeam{20};
