@@ -7,14 +7,14 @@ namespace {
 
 using PauseAll = int (*)(int);
 
-// Looked up rather than linked: LibTorch may be built against GNU, LLVM or Intel OpenMP,
-// or none, and only the one already loaded is meant.
+// Looked up rather than linked: LibTorch may be built against GNU, LLVM or Intel OpenMP, or
+// none. Only GNU OpenMP's is used: there, pausing ends the calling thread's team alone (the
+// other thread may be inside a parallel region meanwhile); LLVM's and Intel's runtimes pause
+// the whole process, and they do not throttle spinning by thread count either.
 PauseAll find_pause_all() {
-  for (const char* library : {"libgomp.so.1", "libomp.so", "libiomp5.so"}) {
-    if (void* handle = dlopen(library, RTLD_LAZY | RTLD_NOLOAD)) {
-      if (void* symbol = dlsym(handle, "omp_pause_resource_all")) {
-        return reinterpret_cast<PauseAll>(symbol);
-      }
+  if (void* handle = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD)) {
+    if (void* symbol = dlsym(handle, "omp_pause_resource_all")) {
+      return reinterpret_cast<PauseAll>(symbol);
     }
   }
   return nullptr;

@@ -12,7 +12,7 @@ namespace terra::coexec {
 
 // Ends the calling thread's OpenMP worker threads (omp_pause_resource_all). The thread's
 // next parallel region starts a new team with the same thread count, so results do not
-// change. A no-op where the runtime lacks OpenMP 5.0 pausing, or outside any OpenMP runtime.
+// change. A no-op unless the process runs GNU OpenMP with OpenMP 5.0 pausing.
 void release_openmp_threads();
 
 }  // namespace terra::coexec
