@@ -177,9 +177,8 @@ class GraphRunner {
                                      head_.load(std::memory_order_acquire));
   }
   // True when one more op may be queued: fewer than `max_items` (and kCapacity) are
-  // outstanding and their
-  // estimated run time (count x the recent mean op time) is below `max_lag_s`. A bound <= 0
-  // is off. Cheap, lock-free: the producer's fast path, which reads what the runner writes
+  // outstanding and their estimated run time (count x the recent mean op time) is below
+  // `max_lag_s`. A bound <= 0 is off. Cheap, lock-free: the producer's fast path, which reads what the runner writes
   // only once per kRoomBudget ops while the queue is short (engine thread only).
   bool has_room(std::int64_t max_items, double max_lag_s);
   // Backpressure, after has_room() said no: blocks until half the queued ops finished (so at
@@ -253,7 +252,7 @@ class GraphRunner {
   // The ring of work items: the producer owns [tail_, head_ + kCapacity), the runner
   // [head_, tail_). Single producer, single consumer: no lock on the hot path. What each
   // thread writes per op sits on a cache line of its own, and each reads the other's line only
-  // when it must (tail_seen_, head_seen_): a line that moves between the cores costs about as
+  // when it must (tail_seen_, room_budget_): a line that moves between the cores costs about as
   // much as the rest of queuing an op (measured: a third of the Python side of a small op).
   std::vector<WorkItem> slots_;
   // Written by the runner per op.
@@ -263,7 +262,6 @@ class GraphRunner {
   std::uint64_t tail_seen_ = 0;                       // the runner's last look at tail_
   // Written by the producer per op.
   alignas(64) std::atomic<std::uint64_t> tail_{0};
-  std::uint64_t head_seen_ = 0;  // the producer's last look at head_
   std::int64_t room_budget_ = 0;  // ops has_room() may still grant without looking
   std::int64_t budget_max_items_ = 0;  // the bounds room_budget_ was granted under
   double budget_max_lag_s_ = 0;
