@@ -123,6 +123,7 @@ struct Engine::Impl {
   std::string module_path;
   std::string last_fallback;
   double traced_op_seconds = 0;
+  std::vector<at::Tensor> traced_outputs;  // trace_op's buffer, empty between ops
   PendingAccesses pending_accesses;  // by queued ops, across iterations until a sync
 
  private:
