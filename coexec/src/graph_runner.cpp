@@ -108,14 +108,21 @@ c10::DataPtr share_data_ptr(c10::StorageImpl& storage) {
 
 // ---------------------------------------------------------------------------------------------
 
-// The result's memory can become the placeholder's when nobody else can see the result (a
-// share of an input's memory is never taken: it would make the placeholder an alias).
-bool can_steal(const c10::Storage& target, const OutputSpec& spec, const at::Tensor& result) {
+// The result's memory can become the placeholder's as it is: laid out as promised, and nobody
+// else can see the result (a share of an input's memory is never taken: it would make the
+// placeholder an alias).
+bool can_take_memory(const OutputSpec& spec, const at::Tensor& result) {
   if (!same_layout(spec, result)) return false;
   if (result.use_count() != 1 || !result.has_storage()) return false;
   const c10::Storage& storage = result.storage();
-  return storage.use_count() == 1 && storage.nbytes() == target.nbytes() &&
+  return storage.use_count() == 1 && storage.nbytes() == spec.nbytes &&
          !is_share(storage.unsafeGetStorageImpl()->_mutable_data_ptr_no_checks());
+}
+
+void check_promised(const OutputSpec& spec, const at::Tensor& result) {
+  TORCH_CHECK(result.sizes().equals(spec.sizes) && result.dtype() == spec.dtype,
+              "terra: the GraphRunner produced ", result.sizes(), " ", result.dtype(),
+              " where the graph promised ", c10::IntArrayRef(spec.sizes), " ", spec.dtype);
 }
 
 // The flattened tensors of the op's returns, left on the stack by redispatchBoxed.
@@ -137,14 +144,10 @@ std::vector<at::Tensor> take_results(torch::jit::Stack& stack) {
 // shareable), else a copy into a new allocation of the device's allocator. Touches no storage
 // of the program.
 c10::DataPtr produce(const OutputSpec& spec, at::Tensor result, bool must_share) {
-  TORCH_CHECK(result.sizes().equals(spec.sizes) && result.dtype() == spec.dtype,
-              "terra: the GraphRunner produced ", result.sizes(), " ", result.dtype(),
-              " where the graph promised ", c10::IntArrayRef(spec.sizes), " ", spec.dtype);
-  if (same_layout(spec, result) && result.use_count() == 1 && result.has_storage()) {
+  check_promised(spec, result);
+  if (can_take_memory(spec, result)) {
     c10::StorageImpl* source = result.storage().unsafeGetStorageImpl();
-    const c10::DataPtr& data = source->_mutable_data_ptr_no_checks();
-    if (result.storage().use_count() == 1 && source->nbytes() == spec.nbytes &&
-        !is_share(data) && (!must_share || shareable(data))) {
+    if (!must_share || shareable(source->_mutable_data_ptr_no_checks())) {
       return source->set_data_ptr(c10::DataPtr(nullptr, result.device()));
     }
   }
@@ -156,9 +159,7 @@ c10::DataPtr produce(const OutputSpec& spec, at::Tensor result, bool must_share)
       spec.keys, spec.dtype);
   copy.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides,
                                                     spec.storage_offset);
-  const c10::DispatchKeySet dense(spec.device.is_cuda() ? c10::DispatchKey::CUDA
-                                                        : c10::DispatchKey::CPU);
-  at::_ops::copy_::redispatch(dense, copy, result, false);
+  at::_ops::copy_::redispatch(spec.keys, copy, result, false);  // dense keys, below autograd
   return copy.storage().unsafeGetStorageImpl()->set_data_ptr(
       c10::DataPtr(nullptr, result.device()));
 }
@@ -207,14 +208,12 @@ void fill_promise(PendingOutput& promise, const OutputSpec& spec, at::Tensor res
 void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Tensor result) {
   c10::StorageImpl* impl = target.unsafeGetStorageImpl();
   if (result.storage().unsafeGetStorageImpl() == impl) return;
-  if (can_steal(target, spec, result)) {
+  if (can_take_memory(spec, result)) {
     c10::StorageImpl* source = result.storage().unsafeGetStorageImpl();
     impl->set_data_ptr_noswap(source->set_data_ptr(c10::DataPtr(nullptr, result.device())));
     return;
   }
-  TORCH_CHECK(result.sizes().equals(spec.sizes) && result.dtype() == spec.dtype,
-              "terra: the GraphRunner produced ", result.sizes(), " ", result.dtype(),
-              " where the graph promised ", c10::IntArrayRef(spec.sizes), " ", spec.dtype);
+  check_promised(spec, result);
   if (impl->data() == nullptr && impl->nbytes() > 0) {
     impl->set_data_ptr_noswap(impl->allocator()->allocate(impl->nbytes()));
   }
@@ -222,9 +221,7 @@ void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Te
   at::Tensor view =
       at::detail::make_tensor<c10::TensorImpl>(c10::Storage(target), spec.keys, spec.dtype);
   view.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides, spec.storage_offset);
-  const c10::DispatchKeySet dense(spec.device.is_cuda() ? c10::DispatchKey::CUDA
-                                                        : c10::DispatchKey::CPU);
-  at::_ops::copy_::redispatch(dense, view, result, false);
+  at::_ops::copy_::redispatch(spec.keys, view, result, false);  // dense keys, below autograd
 }
 
 // Drops what a finished (or dropped) item holds, leaving its vectors' memory to the slot (the
@@ -425,7 +422,6 @@ void GraphRunner::commit() {
 void GraphRunner::abandon() { next_slot().clear(); }
 
 void GraphRunner::wait_idle() {
-  room_budget_ = 0;  // bounds may change before the next op
   std::unique_lock<std::mutex> lock(mutex_);
   if (hold_) {
     hold_ = false;
@@ -490,7 +486,6 @@ void GraphRunner::wait_for_room() {
   // one op per finished op, each a context switch on cores the runner's kernels need.
   const std::int64_t queued = outstanding();
   wait_for_finished(tail_.load(std::memory_order_relaxed) - static_cast<std::uint64_t>(queued / 2));
-  room_budget_ = 0;
 }
 
 void GraphRunner::wait_until_finished(std::uint64_t count) {

@@ -36,7 +36,7 @@ struct OutputSpec {
   std::size_t nbytes = 0;
   caffe2::TypeMeta dtype;
   c10::Device device{c10::DeviceType::CPU};
-  c10::DispatchKeySet keys;
+  c10::DispatchKeySet keys;  // the dense backend key (CPU or CUDA), below autograd
 };
 
 // The runner's promise of one placeholder's memory (CPU placeholders only; see
