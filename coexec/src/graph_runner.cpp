@@ -620,8 +620,10 @@ void GraphRunner::loop() {
     item.clear();  // drop the references before taking the lock
     // Released when enough gathered, and before the queue reads empty (so sync() still means:
     // the queued ops hold no memory).
+    // (The producer's tail is read only when the ops last seen are done, as in queue_empty.)
     if (deferred_releases_.size() >= kDeferredReleases ||
-        (!deferred_releases_.empty() && head + 1 == tail_.load(std::memory_order_acquire))) {
+        (!deferred_releases_.empty() && head + 1 == tail_seen_ &&
+         head + 1 == tail_.load(std::memory_order_acquire))) {
       deferred_releases_.clear();
     }
 
