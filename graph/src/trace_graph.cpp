@@ -115,7 +115,7 @@ NodeId TraceGraph::follow_or_add(NodeId parent, const OpRecord& record, std::uin
       result.divergence_parent = parent;
     }
     ++result.nodes_added;
-    return add_child(parent, record, step);
+    return add_child(parent, record, step, options);
   }
   NodeId id = from.children[static_cast<std::size_t>(taken)];
   follow(id, record, result);
@@ -134,7 +134,10 @@ std::int32_t TraceGraph::generalise_child(const Node& from, const OpRecord& reco
     for (std::size_t arg : args) generalised.generalise_arg(arg);
     if (overlaps_a_sibling(from, child.id, generalised)) continue;
     child.identity = std::move(generalised);
-    for (std::size_t arg : args) result.generalised.push_back({child.id, arg});
+    for (std::size_t arg : args) {
+      result.generalised.push_back({child.id, arg});
+      varying_.note(child, arg);
+    }
     return static_cast<std::int32_t>(i);
   }
   return -1;
@@ -164,7 +167,8 @@ void TraceGraph::follow(NodeId id, const OpRecord& record, MergeResult& result) 
   child.flags.data_dependent_shape |= record.flags.data_dependent_shape;
 }
 
-NodeId TraceGraph::add_child(NodeId parent, const OpRecord& record, std::uint32_t step) {
+NodeId TraceGraph::add_child(NodeId parent, const OpRecord& record, std::uint32_t step,
+                             const MergeOptions& options) {
   auto id = static_cast<NodeId>(nodes_.size());
   Node& added = nodes_.emplace_back();
   added.id = id;
@@ -178,7 +182,27 @@ NodeId TraceGraph::add_child(NodeId parent, const OpRecord& record, std::uint32_
   Node& from = mutable_node(parent);  // deque growth keeps references valid
   from.children.push_back(id);
   from.taken.push_back(0);
+  feed_known_varying_args(added, from, record, options);
   return id;
+}
+
+void TraceGraph::feed_known_varying_args(Node& added, const Node& from, const OpRecord& record,
+                                         const MergeOptions& options) const {
+  std::vector<std::size_t> args = varying_.args_of(record);
+  if (args.empty()) return;
+  OpIdentity fed = added.identity;
+  bool any = false;
+  for (std::size_t arg : args) {
+    bool allowed = fed.args()[arg].scalar_kind() == ScalarKind::kInt ? options.generalise_ints
+                                                                     : options.generalise_doubles;
+    if (!allowed) continue;
+    fed.generalise_arg(arg);
+    any = true;
+  }
+  // A sibling already takes some value there (the scalar chose a path after all): stay
+  // concrete, as generalise_child would.
+  if (!any || overlaps_a_sibling(from, added.id, fed)) return;
+  added.identity = std::move(fed);
 }
 
 void TraceGraph::register_inputs(const Trace& trace) {
@@ -273,6 +297,7 @@ TraceGraph TraceGraph::from_parts(Node root, std::vector<Node> nodes,
   graph.states_ = std::move(states);
   graph.feeds_ = std::move(feeds);
   graph.constants_ = std::move(constants);
+  for (const Node& node : graph.nodes_) graph.varying_.note_all(node);
   return graph;
 }
 

@@ -250,6 +250,76 @@ TEST(Merge, FedScalarThatChangesOutputsMarksTheNode) {
   EXPECT_TRUE(graph.node(four.path[0]).outputs_vary);
 }
 
+TEST(Merge, ScalarThatVariedOnOnePathStartsFedOnANewBranch) {
+  // Padded batches of a few lengths: each length opens a branch at the first op, and the
+  // learning rate varies after every one of them alike.
+  auto step = [](std::int64_t batch, double lr) {
+    StepOptions options;
+    options.batch = batch;
+    options.lr = lr;
+    return training_step(options);
+  };
+  TraceGraph graph;
+  graph.merge(step(8, 0.1));
+  MergeResult learnt = graph.merge(step(8, 0.09));
+  ASSERT_EQ(learnt.generalised.size(), 1u);
+  MergeResult longer = graph.merge(step(16, 0.08));  // a new branch from the first op on
+  graph.verify();
+  EXPECT_EQ(longer.nodes_added, kStepOps);
+  EXPECT_TRUE(longer.generalised.empty());
+  const OpIdentity& mul = graph.node(longer.path[3]).identity;
+  EXPECT_TRUE(mul.args()[1].is<ScalarFeed>());
+  // Only where a scalar varied: sub_'s alpha never did.
+  EXPECT_TRUE(graph.node(longer.path[4]).identity.args()[2].is<std::int64_t>());
+  // The branch's second traversal is already contained (co-execution would not fall back).
+  MergeResult again = graph.merge(step(16, 0.07));
+  graph.verify();
+  EXPECT_TRUE(again.contained);
+  EXPECT_EQ(again.path, longer.path);
+}
+
+TEST(Merge, KnownVaryingScalarStaysConcreteBesideASiblingTakingAValue) {
+  // relu then foo(k): on the batch-2 path, foo with k=2 is an exact child; once k varied on
+  // the batch-1 path, a new foo child with another value and other outputs on the batch-2
+  // path must not be fed, or it would also accept k=2.
+  auto program = [](std::int64_t batch, std::int64_t k, std::int64_t out_length) {
+    TraceBuilder b;
+    Value x = b.feed(0, meta({batch}));
+    Value y = b.op("aten::relu", {x});
+    b.op("aten::foo", {y}, {Arg(k)}, meta({out_length}));
+    return b.take();
+  };
+  TraceGraph graph;
+  graph.merge(program(2, 2, 2));
+  graph.merge(program(1, 1, 1));
+  ASSERT_EQ(graph.merge(program(1, 3, 1)).generalised.size(), 1u);  // k varies at foo
+  MergeResult five = graph.merge(program(2, 5, 5));
+  graph.verify();
+  EXPECT_EQ(five.nodes_added, 1u);
+  const Arg& k = graph.node(five.path[1]).identity.args()[1];
+  ASSERT_TRUE(k.is<std::int64_t>());
+  EXPECT_EQ(k.as<std::int64_t>(), 5);
+}
+
+TEST(Merge, KnownVaryingScalarsSurviveAGraphRebuiltFromItsParts) {
+  auto step = [](std::int64_t batch, double lr) {
+    StepOptions options;
+    options.batch = batch;
+    options.lr = lr;
+    return training_step(options);
+  };
+  TraceGraph graph;
+  graph.merge(step(8, 0.1));
+  graph.merge(step(8, 0.09));
+  std::vector<Node> nodes;
+  for (NodeId id = 0; id < graph.size(); ++id) nodes.push_back(graph.node(id));
+  TraceGraph rebuilt = TraceGraph::from_parts(graph.root(), nodes, graph.states(),
+                                              graph.feeds(), graph.constants());
+  MergeResult longer = rebuilt.merge(step(16, 0.08));
+  rebuilt.verify();
+  EXPECT_TRUE(rebuilt.node(longer.path[3]).identity.args()[1].is<ScalarFeed>());
+}
+
 Trace nonzero_program(std::int64_t found) {
   TraceBuilder b;
   Value x = b.feed(0, meta({16}));

@@ -8,7 +8,9 @@
 // turned into ScalarFeeds, unless that would let it accept what a sibling accepts; else a
 // new child opens a branch. Invariant (checked by verify): no record is accepted by two
 // siblings, so merge and Cursor always agree on the path. A followed node whose outputs
-// differ from the record's is marked outputs_vary (data-dependent).
+// differ from the record's is marked outputs_vary (data-dependent). A node added where a
+// scalar already varied on another path (same op, source line and module) starts with that
+// argument fed (varying_scalars.h), under the same sibling rule.
 //
 // Nodes live in stable storage: Node pointers and ids stay valid while the graph grows, so a
 // Cursor (and a runner holding `const Node*`) may outlive merges. The graph is not
@@ -25,6 +27,7 @@
 
 #include "terra/graph/node.h"
 #include "terra/graph/trace.h"
+#include "terra/graph/varying_scalars.h"
 
 namespace terra::graph {
 
@@ -129,7 +132,10 @@ class TraceGraph {
                                 const MergeOptions& options, MergeResult& result);
   bool overlaps_a_sibling(const Node& from, NodeId self, const OpIdentity& identity) const;
   void follow(NodeId id, const OpRecord& record, MergeResult& result);
-  NodeId add_child(NodeId parent, const OpRecord& record, std::uint32_t step);
+  NodeId add_child(NodeId parent, const OpRecord& record, std::uint32_t step,
+                   const MergeOptions& options);
+  void feed_known_varying_args(Node& added, const Node& from, const OpRecord& record,
+                               const MergeOptions& options) const;
   void register_inputs(const Trace& trace);
   void count_path(const std::vector<NodeId>& path);
   MergeResult merge_records(NodeId start, std::size_t first_step, const Trace& trace,
@@ -140,6 +146,7 @@ class TraceGraph {
   std::map<std::int64_t, StateInfo> states_;
   std::map<std::int64_t, FeedInfo> feeds_;
   std::map<std::int64_t, ConstantInfo> constants_;
+  VaryingScalars varying_;  // where merges generalised a scalar, on any path
 };
 
 }  // namespace terra::graph
