@@ -171,3 +171,44 @@ def test_explicit_generator_state_is_current_when_python_reads_it():
     stats = assert_coexecution_equals_eager(explicit_generator_loop, "generator")
     assert stats["iterations_coexecuted"] >= 8, stats
     assert stats["fallbacks"] == 0, terra.explain()
+
+
+# Padded lengths of the batches, in order: the first visit of 8 also initialises AdamW's
+# state (a path of its own), 16 and 24 are visited twice before the region co-executes, 32
+# first comes once it does.
+BUCKETS = (8, 16, 16, 8, 24, 24, 32, 32, 8, 16, 24, 32)
+
+
+def bucketed_lengths_loop(iteration):
+    """Token classifier on length-bucketed batches, AdamW with a warm-up schedule: the
+    learning rate and Adam's bias correction vary every step on every length's path."""
+    torch.manual_seed(3)
+    model = torch.nn.ModuleDict({"tokens": torch.nn.Embedding(64, 16),
+                                 "head": torch.nn.Linear(16, 4)})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (step + 1) / 20)
+    generator = torch.Generator().manual_seed(5)
+    batches_ = [(torch.randint(0, 64, (4, length), generator=generator),
+                 torch.randint(0, 4, (4,), generator=generator)) for length in BUCKETS]
+    losses = []
+    for tokens, labels in batches_:
+        with iteration("buckets"):
+            hidden = model["tokens"](tokens).mean(1)
+            loss = torch.nn.functional.cross_entropy(model["head"](hidden), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.detach())
+    return [loss.item() for loss in losses], parameters_of(model)
+
+
+@pytest.mark.timeout(120)
+def test_a_new_length_coexecutes_from_its_second_visit():
+    # Each length opens its own branch; the scalars that vary were learnt on another
+    # length's branch, so the second visit of 32 (step 7) co-executes instead of falling
+    # back on the optimizer's first fed scalar (graph/varying_scalars.h).
+    stats = assert_coexecution_equals_eager(bucketed_lengths_loop, "buckets")
+    assert stats["fallbacks"] == 1, terra.explain()  # the first visit of 32 (step 6)
+    assert stats["iterations_coexecuted"] == 5, stats  # steps 7 to 11
+    assert stats["graph_branches"] >= 2, stats
