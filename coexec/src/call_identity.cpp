@@ -140,7 +140,6 @@ bool Engine::Impl::build_call(const OpInfo& info, const torch::jit::Stack& stack
   if (stack.size() < n) return false;
   std::vector<graph::Arg> args;
   args.reserve(n);
-  call->inputs.reserve(n);
   call->tensor_inputs.reserve(n);
   auto add_tensor = [&](const at::Tensor& tensor) -> std::int32_t {
     const auto index = static_cast<std::int32_t>(call->inputs.size());

@@ -56,8 +56,8 @@ CallPattern::CallPattern(const graph::OpIdentity& identity)
   for (const graph::TensorInput& input : identity.inputs()) {
     InputPattern pattern;
     pattern.ref = input.ref;
-    pattern.sizes = input.meta.sizes;
-    pattern.strides = input.meta.strides;
+    pattern.sizes = input.meta.sizes.vec();
+    pattern.strides = input.meta.strides.vec();
     pattern.requires_grad = input.meta.requires_grad;
     const auto dtype = scalar_type_named(input.meta.dtype);
     if (dtype) {

@@ -44,8 +44,8 @@ OutputSpec decode_output(const graph::OutputInfo& info) {
     spec.undefined = true;
     return spec;
   }
-  spec.sizes = info.meta.sizes;
-  spec.strides = info.meta.strides;
+  spec.sizes = info.meta.sizes.vec();
+  spec.strides = info.meta.strides.vec();
   spec.storage_offset = info.meta.storage_offset;
   const at::ScalarType type = scalar_type_from_name(info.meta.dtype);
   spec.dtype = c10::scalarTypeToTypeMeta(type);

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
+#include <c10/util/SmallVector.h>
 
 #include <chrono>
 #include <map>
@@ -86,7 +87,7 @@ struct Iteration {
 // A boxed call seen through the IR: its identity and its tensor inputs in identity order.
 struct CallView {
   graph::OpIdentity identity;
-  std::vector<at::Tensor> inputs;
+  c10::SmallVector<at::Tensor, 6> inputs;  // inline: most ops have few (one malloc per op)
   std::vector<graph::TensorInput> tensor_inputs;  // moved into `identity` once built
   bool bool_index = false;  // a boolean/byte mask among the inputs of aten::index
   // A torch.Generator object among the arguments: the op runs on the Python thread after a
@@ -123,6 +124,7 @@ struct Engine::Impl {
   std::string module_path;
   std::string last_fallback;
   double traced_op_seconds = 0;
+  std::uint64_t traced_ops = 0;  // ops traced since the engine started (timing samples)
   std::vector<at::Tensor> traced_outputs;  // trace_op's buffer, empty between ops
   PendingAccesses pending_accesses;  // by queued ops, across iterations until a sync
 

@@ -16,10 +16,10 @@ void Engine::Impl::fall_back(const OpInfo& info, const CallView& call) {
   std::ostringstream reason;
   reason << "region " << region.name << ": fallback at step " << region.cursor->steps()
          << "\n  got:      " << describe_identity(call.identity);
-  std::string file;
+  graph::SharedString file;
   int line = 0;
   if (hooks.source_location && hooks.source_location(&file, &line)) {
-    reason << "\n  at:       " << file << ":" << line;
+    reason << "\n  at:       " << file.str() << ":" << line;
   }
   const graph::Node& position = region.cursor->position();
   if (position.children.empty()) {

@@ -20,8 +20,8 @@ json double_to_json(double value) {
 
 // Shape, strides, offset, dtype, device, requires_grad, merged into `object`.
 void put_meta(json& object, const TensorMeta& meta) {
-  object["shape"] = meta.sizes;
-  object["strides"] = meta.strides;
+  object["shape"] = meta.sizes.vec();
+  object["strides"] = meta.strides.vec();
   object["offset"] = meta.storage_offset;
   object["dtype"] = meta.dtype;
   object["device"] = meta.device;
@@ -124,7 +124,7 @@ json node_to_json(const Node& node, const std::vector<NodeId>& path) {
                  {"args", std::move(args)},
                  {"context", node.identity.context()},
                  {"outputs", std::move(outputs)},
-                 {"source", {{"file", node.source.file}, {"line", node.source.line}}},
+                 {"source", {{"file", node.source.file.str()}, {"line", node.source.line}}},
                  {"succ", node.children},
                  {"fetch", node.flags.is_fetch},
                  {"flags", flags_to_json(node.flags)},
@@ -184,7 +184,7 @@ TensorMeta meta_from_json(const json& object) {
   TensorMeta meta;
   meta.sizes = get<std::vector<std::int64_t>>(object, "shape");
   meta.strides = get_or<std::vector<std::int64_t>>(object, "strides",
-                                                   TensorMeta::contiguous(meta.sizes).strides);
+                                                   TensorMeta::contiguous(meta.sizes).strides.vec());
   meta.storage_offset = get_or<std::int64_t>(object, "offset", 0);
   meta.dtype = get<std::string>(object, "dtype");
   meta.device = get_or<std::string>(object, "device", "cpu");

@@ -27,8 +27,8 @@ std::string format_double(double value) {
   return text;
 }
 
-template <typename T, typename Format>
-std::string join(const std::vector<T>& items, Format format) {
+template <typename Items, typename Format>
+std::string join(const Items& items, Format format) {
   std::string text = "[";
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (i > 0) text += ",";
@@ -73,7 +73,7 @@ std::string node_line(const Node& node) {
        << outputs_text(node.outputs) << flags_text(node.flags, node.outputs_vary)
        << " count=" << node.count;
   if (node.ends > 0) line << " ends=" << node.ends;
-  if (!node.source.file.empty()) line << " @" << node.source.file << ":" << node.source.line;
+  if (!node.source.file.empty()) line << " @" << node.source.file.str() << ":" << node.source.line;
   if (!node.module_path.empty()) line << " [" << node.module_path << "]";
   return line.str();
 }
@@ -200,7 +200,7 @@ std::string to_string(const OpIdentity& identity) {
 std::string to_string(const OpRecord& record) {
   std::string text = to_string(record.identity) + " -> " + outputs_text(record.outputs);
   if (!record.source.file.empty()) {
-    text += " @" + record.source.file + ":" + std::to_string(record.source.line);
+    text += " @" + record.source.file.str() + ":" + std::to_string(record.source.line);
   }
   if (!record.module_path.empty()) text += " [" + record.module_path + "]";
   return text;

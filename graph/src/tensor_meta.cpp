@@ -4,7 +4,7 @@
 
 namespace terra::graph {
 
-TensorMeta TensorMeta::contiguous(std::vector<std::int64_t> sizes, std::string dtype,
+TensorMeta TensorMeta::contiguous(Dims sizes, std::string dtype,
                                   std::string device, bool requires_grad) {
   TensorMeta meta;
   meta.strides.assign(sizes.size(), 1);

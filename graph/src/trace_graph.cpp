@@ -214,14 +214,18 @@ void TraceGraph::register_inputs(const Trace& trace) {
   }
   for (const FeedInfo& feed : trace.feeds) feeds_[feed.index] = feed;
   for (const ConstantInfo& constant : trace.constants) constants_[constant.id] = constant;
+  // Inputs seen before are looked up only: most ops read the same few states and feeds, and
+  // building their descriptions first (a metadata copy each) was most of this loop's cost.
   for (const OpRecord& record : trace.records) {
     for (const TensorInput& input : record.identity.inputs()) {
       if (const auto* state = std::get_if<State>(&input.ref)) {
-        states_.try_emplace(state->id, StateInfo{state->id, input.meta, ""});
+        if (states_.count(state->id) == 0) states_[state->id] = {state->id, input.meta, ""};
       } else if (const auto* feed = std::get_if<Feed>(&input.ref)) {
-        feeds_.try_emplace(feed->index, FeedInfo{feed->index, input.meta});
+        if (feeds_.count(feed->index) == 0) feeds_[feed->index] = {feed->index, input.meta};
       } else if (const auto* constant = std::get_if<Constant>(&input.ref)) {
-        constants_.try_emplace(constant->id, ConstantInfo{constant->id, input.meta});
+        if (constants_.count(constant->id) == 0) {
+          constants_[constant->id] = {constant->id, input.meta};
+        }
       }
     }
   }

@@ -53,7 +53,7 @@ class SourceLocator {
     return *locator;
   }
 
-  bool locate(std::string* file, int* line) {
+  bool locate(graph::SharedString* file, int* line) {
     PyGILState_STATE gil = PyGILState_Ensure();
     bool found = false;
     PyFrameObject* frame = PyEval_GetFrame();  // borrowed
@@ -89,7 +89,7 @@ class SourceLocator {
   struct CodeInfo {
     PyObject* code = nullptr;  // strong reference
     bool library = true;
-    std::string file;
+    graph::SharedString file;  // shared by every record from this code object
     std::unordered_map<int, int> line_by_offset;
   };
 
@@ -101,9 +101,10 @@ class SourceLocator {
     info.code = reinterpret_cast<PyObject*>(code);
     Py_INCREF(info.code);
     const char* name = PyUnicode_AsUTF8(code->co_filename);
-    info.file = name != nullptr ? name : "";
-    info.library = is_library_file(info.file) && info.file.rfind("<ipython", 0) != 0 &&
-                   info.file.rfind("<string>", 0) != 0;
+    const std::string file = name != nullptr ? name : "";
+    info.file = file;
+    info.library = is_library_file(file) && file.rfind("<ipython", 0) != 0 &&
+                   file.rfind("<string>", 0) != 0;
     return codes_.emplace(code, std::move(info)).first->second;
   }
 
@@ -124,7 +125,7 @@ class SourceLocator {
   std::unordered_map<PyCodeObject*, CodeInfo> codes_;
 };
 
-bool user_source_location(std::string* file, int* line) {
+bool user_source_location(graph::SharedString* file, int* line) {
   return SourceLocator::instance().locate(file, line);
 }
 

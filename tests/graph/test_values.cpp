@@ -19,6 +19,39 @@ TEST(TensorMeta, ContiguousStridesAndNumel) {
   EXPECT_EQ(TensorMeta::contiguous({}).numel(), 1);
 }
 
+TEST(Dims, InlineAndHeapHoldTheSameValues) {
+  const std::vector<std::int64_t> many{1, 2, 3, 4, 5, 6, 7, 8, 9};  // past the inline room
+  Dims small{4, 5};
+  Dims large(many);
+  EXPECT_EQ(small.size(), 2u);
+  EXPECT_EQ(large.vec(), many);
+  Dims copied = large;
+  Dims moved = std::move(copied);
+  EXPECT_EQ(moved, large);
+  EXPECT_TRUE(copied.empty());  // a moved-from Dims is empty, whatever it held
+  moved = small;                // heap to inline contents
+  EXPECT_EQ(moved, small);
+  EXPECT_NE(moved, large);
+  for (std::int64_t v : many) small.push_back(v);  // grows from inline to heap
+  EXPECT_EQ(small.size(), 2u + many.size());
+  EXPECT_EQ(small[2], 1);
+  EXPECT_EQ(small[0], 4);
+  Dims moved_inline = Dims{7};
+  EXPECT_EQ(moved_inline.vec(), (std::vector<std::int64_t>{7}));
+}
+
+TEST(SharedString, ComparesByContentAndSharesCopies) {
+  const SharedString file("train.py");
+  const SharedString copy = file;
+  EXPECT_EQ(&copy.str(), &file.str());  // one buffer
+  EXPECT_EQ(SharedString(std::string("train.py")), file);
+  EXPECT_NE(SharedString("model.py"), file);
+  EXPECT_TRUE(SharedString().empty());
+  EXPECT_TRUE(SharedString("").empty());
+  EXPECT_EQ(SharedString(), SharedString(""));
+  EXPECT_EQ(SharedString().str(), "");
+}
+
 TEST(TensorMeta, EveryFieldTakesPartInEqualityAndHash) {
   const TensorMeta base = meta({2, 3});
   std::vector<TensorMeta> variants(6, base);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "terra/graph/op_identity.h"
+#include "terra/graph/shared_string.h"
 #include "terra/graph/tensor_meta.h"
 
 namespace terra::graph {
@@ -33,7 +34,7 @@ struct OutputInfo {
 
 // Python source location of the call that issued the op (line 0: unknown).
 struct SourceLocation {
-  std::string file;
+  SharedString file;
   std::int32_t line = 0;
   friend bool operator==(const SourceLocation& a, const SourceLocation& b) {
     return a.line == b.line && a.file == b.file;

@@ -5,20 +5,21 @@
 #include <string>
 #include <vector>
 
+#include "terra/graph/dims.h"
 #include "terra/graph/hash.h"
 
 namespace terra::graph {
 
 struct TensorMeta {
-  std::vector<std::int64_t> sizes;
-  std::vector<std::int64_t> strides;
+  Dims sizes;
+  Dims strides;
   std::int64_t storage_offset = 0;
   std::string dtype;   // torch's name without the prefix: "float32", "int64", "bool"
   std::string device;  // "cpu", "cuda:0"
   bool requires_grad = false;
 
   // Contiguous row-major metadata for `sizes` (the common case in tests and feeds).
-  static TensorMeta contiguous(std::vector<std::int64_t> sizes, std::string dtype = "float32",
+  static TensorMeta contiguous(Dims sizes, std::string dtype = "float32",
                                std::string device = "cpu", bool requires_grad = false);
 
   // Number of elements (product of sizes; 1 for a 0-dim tensor).
