@@ -25,6 +25,7 @@ const char* phase_name(Phase phase) {
 Counters& Counters::operator+=(const Counters& other) {
   iterations_traced += other.iterations_traced;
   iterations_coexecuted += other.iterations_coexecuted;
+  iterations_without_ops += other.iterations_without_ops;
   iterations_aborted += other.iterations_aborted;
   fallbacks += other.fallbacks;
   fetches += other.fetches;

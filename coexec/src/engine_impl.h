@@ -78,6 +78,7 @@ struct Iteration {
   // Ordinal of the next tensor from outside the iteration (State or Feed): one counter, so
   // that one input changing kind does not renumber the others.
   std::int64_t next_external = 0;
+  std::uint64_t ops_coexecuted_before = 0;  // the region's count when the iteration began
   std::chrono::steady_clock::time_point start;
 
   // Back to a fresh iteration, keeping the tables' capacity (a steady loop allocates none).

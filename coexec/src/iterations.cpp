@@ -48,6 +48,7 @@ void Engine::Impl::begin_iteration(int region_id) {
   }
   if (region->phase == Phase::kCoexecuting) {
     it.mode = IterationMode::kCoexecuting;
+    it.ops_coexecuted_before = region->counters.ops_coexecuted;
     region->cursor->reset();
     // From here the runner runs the kernels: Python's idle OpenMP team would slow its
     // parallel regions (openmp_threads.h). Every time: Python may have run parallel kernels
@@ -69,6 +70,7 @@ void Iteration::recycle() {
   values.clear();
   storages.clear();
   next_external = 0;
+  ops_coexecuted_before = 0;
 }
 
 Iteration& Engine::Impl::start_iteration(Region* region) {
@@ -122,7 +124,11 @@ void Engine::Impl::end_iteration() {
         region.runtime.clear();
       }
       repeated = true;
-      region.counters.iterations_coexecuted++;
+      if (region.counters.ops_coexecuted > it.ops_coexecuted_before) {
+        region.counters.iterations_coexecuted++;
+      } else {
+        region.counters.iterations_without_ops++;
+      }
       region.fallbacks_in_row = 0;
       break;
     }

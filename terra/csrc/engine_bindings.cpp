@@ -142,6 +142,7 @@ py::dict counters_dict(const coexec::Counters& c) {
   py::dict d;
   d["iterations_traced"] = c.iterations_traced;
   d["iterations_coexecuted"] = c.iterations_coexecuted;
+  d["iterations_without_ops"] = c.iterations_without_ops;
   d["iterations_aborted"] = c.iterations_aborted;
   d["fallbacks"] = c.fallbacks;
   d["fetches"] = c.fetches;

@@ -42,6 +42,8 @@ def load_results(out_dir):
 #   67, the first image's boxes) and the per-box loop's trip count and `continue`s follow
 #   fetched sizes, so `torch.stack(box_terms)` takes a varying number of tensors. The
 #   region goes to that per-box loop instead (its iterations repeat; it co-executes).
+# faster_rcnn's run reports NoCoexecution: its other loops (synthetic batches) issue no
+# tensor op, and such iterations are not counted as co-executed (iterations_without_ops).
 # Both need what the graph does not have: size-generic nodes (sizes fed like scalars, outputs
 # computed from the inputs' metadata) and a trip count that varies inside an iteration
 # (branches that join again, or a loop's region nested in the training loop's).

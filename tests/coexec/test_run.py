@@ -195,3 +195,53 @@ def test_stats_file_and_disable(tmp_path, disabled):
         assert stats["iterations_coexecuted"] >= 6
         (region,) = [r for r in stats["regions"] if r["iterations_coexecuted"]]
         assert region["line"] == 7 and region["file"].endswith("script.py")
+
+
+NUMPY_LOOP_IN_TRAINING = '''
+import numpy as np
+import torch
+
+
+def synthetic_batch(rng, n):
+    rows = []
+    for i in range(n):  # a loop without a single tensor op
+        rows.append(rng.standard_normal(4))
+    return np.stack(rows)
+
+
+rng = np.random.default_rng(0)
+w = torch.zeros(4, requires_grad=True)
+opt = torch.optim.SGD([w], lr=0.1)
+for step in range(10):
+    x = torch.from_numpy(synthetic_batch(rng, 3)).float()
+    loss = (x @ w - 1).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    print(step, loss.item())
+print(w.detach().numpy().tolist())
+'''
+
+
+def test_a_loop_without_tensor_ops_is_not_counted_as_coexecuted(tmp_path):
+    """An iteration that follows an empty graph ran nothing through the runner: counting it
+    as co-executed would let a program that never co-executes pass a stats check."""
+    available, why = engine_available()
+    assert available, f"terra engine not importable: {why}"
+    (tmp_path / "prog").mkdir()
+    (tmp_path / "prog" / "script.py").write_text(NUMPY_LOOP_IN_TRAINING)
+    stats_path = tmp_path / "stats.json"
+    terra = run(tmp_path, [], terra=True, TERRA_STATS=str(stats_path))
+    plain = run(tmp_path, [], terra=False)
+    assert terra.returncode == 0, terra.stderr
+    assert terra.stdout == plain.stdout
+    stats = json.loads(stats_path.read_text())
+    by_line = {r["line"]: r for r in stats["regions"]}
+    lines = NUMPY_LOOP_IN_TRAINING.splitlines()
+    training = by_line[lines.index("for step in range(10):") + 1]
+    numpy_loop = by_line[next(i for i, l in enumerate(lines) if "for i in range(n)" in l) + 1]
+    assert training["iterations_coexecuted"] >= 5 and training["ops_coexecuted"] > 0
+    assert numpy_loop["graph_nodes"] == 0 and numpy_loop["ops_coexecuted"] == 0
+    assert numpy_loop["iterations_coexecuted"] == 0
+    assert numpy_loop["iterations_without_ops"] >= 1
+    assert stats["iterations_coexecuted"] == training["iterations_coexecuted"]

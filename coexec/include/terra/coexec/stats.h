@@ -10,6 +10,9 @@ namespace terra::coexec {
 struct Counters {
   std::uint64_t iterations_traced = 0;      // iterations that ran (at least partly) eagerly
   std::uint64_t iterations_coexecuted = 0;  // iterations co-executed from start to end
+  // Iterations that followed the graph without a single op (a loop without tensor ops): not
+  // co-execution, so not counted in iterations_coexecuted.
+  std::uint64_t iterations_without_ops = 0;
   std::uint64_t iterations_aborted = 0;     // left by an exception
   std::uint64_t fallbacks = 0;              // divergences from the graph in co-execution
   std::uint64_t fetches = 0;                // times Python waited for a value
