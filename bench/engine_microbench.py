@@ -2,7 +2,9 @@
 
 Prints, side by side in one run:
   - eager µs per op: torch.add on small tensors from Python, no Terra;
-  - tracing µs per op: the same ops inside an iteration while its region is traced;
+  - tracing µs per op: the same ops inside an iteration while its region is traced (its
+    graph already holds them, as in every traced iteration after a region's first), and in
+    the first iteration of a region (no graph yet: every op gets a full record);
   - co-execution Python-side µs per op: the same ops once the region co-executes (the
     Python thread's cost only: placeholders, no kernel);
   - GraphRunner µs per replayed node (kernel included), from the engine's own timing;
@@ -67,6 +69,14 @@ def per_op_costs(size: int, iterations: int) -> dict:
 
     tracing = _time_iterations(traced, iterations) / OPS_PER_ITERATION
 
+    fresh_regions = iter(range(10**9))
+
+    def traced_first():
+        with terra.iteration(f"bench-trace-first-{next(fresh_regions)}"):
+            _ops(a, b)
+
+    tracing_first = _time_iterations(traced_first, iterations) / OPS_PER_ITERATION
+
     terra.reset()
     engine.configure(warmup_iterations=2)
     python_side = []
@@ -93,6 +103,7 @@ def per_op_costs(size: int, iterations: int) -> dict:
         "eager_us_per_op": eager * 1e6,
         "tracing_us_per_op": tracing * 1e6,
         "tracing_overhead_us_per_op": (tracing - eager) * 1e6,
+        "tracing_first_iteration_overhead_us_per_op": (tracing_first - eager) * 1e6,
         "coexec_python_us_per_op": statistics.median(python_side) / OPS_PER_ITERATION * 1e6,
         "runner_us_per_node": runner * 1e6,
     }

@@ -11,6 +11,7 @@
 #include "call_identity.h"
 #include "engine_impl.h"
 #include "placeholder_storage.h"
+#include "stack_arguments.h"
 
 namespace terra::coexec {
 namespace {
@@ -94,22 +95,6 @@ bool has_int_feed(const graph::Node& node) {
 
 bool is_python_side_node(const OpInfo& info, const graph::Node& node) {
   return info.op_class == OpClass::kPythonSide || node.flags.is_view_op;
-}
-
-// Calls `visit(tensor)` for every defined tensor among the last `n` values of `stack` (the
-// op's arguments), inside tensor lists and optional-tensor lists too.
-template <class Visit>
-void for_each_tensor_argument(const torch::jit::Stack& stack, std::size_t n, Visit&& visit) {
-  for (std::size_t i = stack.size() - n; i < stack.size(); ++i) {
-    const c10::IValue& value = stack[i];
-    if (value.isTensor()) {
-      if (value.toTensor().defined()) visit(value.toTensor());
-    } else if (value.isTensorList() || value.isList()) {
-      for (const c10::IValue& element : value.toListRef()) {
-        if (element.isTensor() && element.toTensor().defined()) visit(element.toTensor());
-      }
-    }
-  }
 }
 
 c10::StorageImpl* storage_of(const at::Tensor& tensor) {

@@ -134,6 +134,12 @@ struct Engine::Impl {
                   CallView* call);
   graph::InputRef input_ref(const at::Tensor& tensor, Iteration& it);
   void register_outputs(const torch::jit::Stack& stack, std::uint32_t step, Iteration& it);
+  // Traces the op as the node a compiled pattern matches at the cursor (Trace::followed);
+  // false, having run nothing, when none does or the op needs a full record.
+  bool trace_as_followed(const OpInfo& info, const c10::OperatorHandle& op,
+                         c10::DispatchKeySet keys, torch::jit::Stack* stack);
+  void run_eagerly_sampling_time(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                                 torch::jit::Stack* stack);
   void trace_op(const OpInfo& info, const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                 torch::jit::Stack* stack, CallView& call);
   // The hot path: the node whose compiled pattern accepts this call, or nullptr when no

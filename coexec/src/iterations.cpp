@@ -56,6 +56,7 @@ void Engine::Impl::begin_iteration(int region_id) {
     release_openmp_threads();
   } else {
     it.mode = IterationMode::kTracing;
+    region->cursor->reset();  // follows the graph while the trace repeats it (tracing.cpp)
   }
   runner.set_num_threads(at::get_num_threads());
   set_intercepting(true);
@@ -105,7 +106,9 @@ void Engine::Impl::end_iteration() {
       break;
     case IterationMode::kTracing: {
       const graph::MergeResult result = region.graph.merge(it.trace, merge_options());
-      region.runtime.clear();  // identities may have been generalised
+      // Identities may have been generalised, outputs found varying; a contained trace
+      // changed none, and the compiled patterns that followed it stay valid.
+      if (!result.contained) region.runtime.clear();
       repeated = result.contained;
       region.counters.iterations_traced++;
       region.traced_iterations++;

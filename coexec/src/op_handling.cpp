@@ -54,6 +54,9 @@ void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet key
       coexecute_matched(*node, info, op, keys, stack);
       return;
     }
+  } else if (it->mode == IterationMode::kTracing && it->trace.records.empty() &&
+             trace_as_followed(info, op, keys, stack)) {
+    return;  // still on a path of the graph: recorded as its node
   }
   CallView call;
   if (!build_call(info, *stack, *it, &call)) {

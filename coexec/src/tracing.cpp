@@ -1,12 +1,18 @@
 // Tracing (DESIGN §3): an op runs eagerly and is recorded — identity, output metadata and
 // aliasing, flags, source location — into the iteration's graph::Trace, merged into the
 // region's TraceGraph when the iteration ends.
+//
+// While an iteration still walks a path the graph has, an op that a node's compiled call
+// pattern accepts (as in co-execution) is recorded as that node (Trace::followed): its
+// identity would be the node's, so neither it, its metadata nor its source location is built;
+// only its outputs are compared with the node's.
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "call_identity.h"
 #include "engine_impl.h"
+#include "stack_arguments.h"
 
 namespace terra::coexec {
 namespace {
@@ -69,7 +75,54 @@ graph::OutputInfo describe_output(const at::Tensor& out, c10::ArrayRef<at::Tenso
   return info;
 }
 
+// An output as the trace records it.
+graph::OutputInfo traced_output(const at::Tensor& out, c10::ArrayRef<at::Tensor> inputs) {
+  graph::OutputInfo output = describe_output(out, inputs);
+  if (output.alias != graph::AliasKind::kFresh) {
+    // Views and in-place results are never made from the record (views run for real), and
+    // their offset moves with the input's (a sliding window): keep it out of the merge.
+    output.meta.storage_offset = 0;
+  }
+  return output;
+}
+
 }  // namespace
+
+bool Engine::Impl::trace_as_followed(const OpInfo& info, const c10::OperatorHandle& op,
+                                     c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  Iteration& it = *iteration;
+  // Ops whose record carries what a node's identity does not (sizes an op changed, shapes
+  // that follow values) take the full path.
+  if (info.mutates || info.data_dependent) return false;
+  const graph::Node* node = match_compiled(info, *stack, it);
+  if (node == nullptr || node->flags.data_dependent_shape) return false;
+  c10::SmallVector<at::Tensor, 6> inputs;  // held: an output may reuse a freed input's address
+  for_each_tensor_argument(*stack, info.num_arguments,
+                           [&](const at::Tensor& tensor) { inputs.push_back(tensor); });
+  wait_before_running_now(info, *stack);
+  run_eagerly_sampling_time(op, keys, stack);
+  const ReturnedTensors returned(*stack, traced_outputs);
+  const std::vector<at::Tensor>& outs = returned.tensors();
+  bool outputs_differ = outs.size() != node->outputs.size();
+  for (std::size_t k = 0; k < outs.size() && !outputs_differ; ++k) {
+    outputs_differ = traced_output(outs[k], inputs) != node->outputs[k];
+  }
+  const std::uint32_t step = it.step++;
+  it.trace.append_followed(node->id, info.op_class == OpClass::kFetch, outputs_differ);
+  register_outputs(*stack, step, it);
+  return true;
+}
+
+void Engine::Impl::run_eagerly_sampling_time(const c10::OperatorHandle& op,
+                                             c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  if (traced_ops++ % kTimeOneOpIn != 0) {
+    run_eagerly(op, keys, stack);
+    return;
+  }
+  const auto start = Clock::now();
+  run_eagerly(op, keys, stack);
+  note_traced_op_time(std::chrono::duration<double>(Clock::now() - start).count());
+}
 
 void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
                             c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call) {
@@ -91,13 +144,7 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
   // Ops queued by an earlier co-executed iteration (of this or another region) may still be
   // running: an op traced now runs eagerly, so it waits for what it reads (or writes).
   wait_before_running_now(info, *stack);
-  if (traced_ops++ % kTimeOneOpIn == 0) {
-    const auto eager_start = Clock::now();
-    run_eagerly(op, keys, stack);
-    note_traced_op_time(std::chrono::duration<double>(Clock::now() - eager_start).count());
-  } else {
-    run_eagerly(op, keys, stack);
-  }
+  run_eagerly_sampling_time(op, keys, stack);
 
   const ReturnedTensors returned(*stack, traced_outputs);
   const std::vector<at::Tensor>& outs = returned.tensors();
@@ -107,12 +154,7 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
   }
   record.outputs.reserve(outs.size());
   for (const at::Tensor& out : outs) {
-    graph::OutputInfo output = describe_output(out, call.inputs);
-    if (output.alias != graph::AliasKind::kFresh) {
-      // Views and in-place results are never made from the record (views run for real), and
-      // their offset moves with the input's (a sliding window): keep it out of the merge.
-      output.meta.storage_offset = 0;
-    }
+    graph::OutputInfo output = traced_output(out, call.inputs);
     if (output.alias == graph::AliasKind::kView) record.flags.is_view_op = true;
     record.outputs.push_back(std::move(output));
   }

@@ -70,15 +70,57 @@ void check_trace(const TraceGraph& graph, const std::vector<NodeId>& prefix, std
   }
 }
 
+// Throws VerifyError unless `followed` is a path of `graph` from the root.
+void check_followed(const TraceGraph& graph, const std::vector<FollowedOp>& followed) {
+  NodeId parent = kRootId;
+  for (std::size_t step = 0; step < followed.size(); ++step) {
+    const NodeId id = followed[step].node;
+    const std::vector<NodeId>& children = graph.node(parent).children;
+    if (id == kRootId || id >= graph.size() ||
+        std::find(children.begin(), children.end(), id) == children.end()) {
+      throw VerifyError("malformed trace: followed op at step " + std::to_string(step) +
+                        " is not a child of the op before");
+    }
+    parent = id;
+  }
+}
+
 }  // namespace
 
 TraceGraph::TraceGraph() = default;
 
 MergeResult TraceGraph::merge(const Trace& trace, const MergeOptions& options) {
-  return merge_records(kRootId, 0, trace, options);
+  if (trace.followed.empty()) return merge_records(kRootId, 0, trace, options);
+  check_followed(*this, trace.followed);
+  check_trace(*this, path_to(trace.followed.back().node), trace.followed.size(), trace);
+  std::vector<NodeId> varied;
+  const NodeId last = follow_prefix(trace.followed, &varied);
+  MergeResult result = merge_records(last, trace.followed.size(), trace, options);
+  result.outputs_varied.insert(result.outputs_varied.begin(), varied.begin(), varied.end());
+  result.contained = result.contained && varied.empty();
+  return result;
+}
+
+NodeId TraceGraph::follow_prefix(const std::vector<FollowedOp>& followed,
+                                 std::vector<NodeId>* varied) {
+  // Equal identity (the engine's pattern accepted the call): what the iteration observed
+  // beyond it is a fetch, and outputs that differ, as follow() treats them.
+  for (const FollowedOp& op : followed) {
+    Node& node = nodes_[op.node];
+    node.flags.is_fetch |= op.is_fetch;
+    if (op.outputs_differ && !node.outputs_vary) {
+      node.outputs_vary = true;
+      node.flags.data_dependent_shape = true;
+      varied->push_back(op.node);
+    }
+  }
+  return followed.back().node;
 }
 
 MergeResult TraceGraph::merge_from(NodeId from, const Trace& rest, const MergeOptions& options) {
+  if (!rest.followed.empty()) {
+    throw VerifyError("malformed trace: merge_from with followed ops (only merge takes them)");
+  }
   std::size_t first_step = from == kRootId ? 0 : node(from).step + 1;
   return merge_records(from, first_step, rest, options);
 }

@@ -498,5 +498,107 @@ TEST(Merge, MalformedTracesAreRejectedBeforeTheGraphChanges) {
   EXPECT_EQ(graph.feeds().size(), 1u);
 }
 
+// `full` with its first `count` records replaced by the nodes `path` took for them (what the
+// engine records while an iteration walks a path the graph has, Trace::followed).
+Trace followed_prefix(Trace full, const std::vector<NodeId>& path, std::size_t count) {
+  Trace trace;
+  for (std::size_t i = 0; i < count; ++i) {
+    trace.append_followed(path.at(i), full.records[i].flags.is_fetch);
+  }
+  for (std::size_t i = count; i < full.records.size(); ++i) {
+    trace.append(std::move(full.records[i]));
+  }
+  trace.states = std::move(full.states);
+  trace.feeds = std::move(full.feeds);
+  trace.constants = std::move(full.constants);
+  return trace;
+}
+
+TEST(MergeFollowed, AWholeFollowedIterationCountsLikeItsRecords) {
+  TraceGraph by_records;
+  by_records.merge(training_step());
+  by_records.merge(training_step());
+  TraceGraph by_nodes;
+  const MergeResult first = by_nodes.merge(training_step());
+  const MergeResult again = by_nodes.merge(followed_prefix(training_step(), first.path, kStepOps));
+  by_nodes.verify();
+  EXPECT_TRUE(again.contained);
+  EXPECT_EQ(again.path, first.path);
+  EXPECT_EQ(by_nodes.size(), by_records.size());
+  EXPECT_EQ(by_nodes.root().count, by_records.root().count);
+  for (NodeId id = 0; id < by_nodes.size(); ++id) {
+    EXPECT_EQ(by_nodes.node(id).count, by_records.node(id).count);
+    EXPECT_EQ(by_nodes.node(id).ends, by_records.node(id).ends);
+    EXPECT_EQ(by_nodes.node(id).flags.is_fetch, by_records.node(id).flags.is_fetch);
+  }
+}
+
+TEST(MergeFollowed, RecordsAfterTheFollowedOpsBranchWhereTheFullTraceWould) {
+  TraceGraph by_records;
+  by_records.merge(training_step());
+  const MergeResult expected = by_records.merge(training_step(with_tanh()));
+  TraceGraph by_nodes;
+  const MergeResult first = by_nodes.merge(training_step());
+  // The engine followed mm (step 0); tanh differs from relu, so records start at step 1.
+  const MergeResult result =
+      by_nodes.merge(followed_prefix(training_step(with_tanh()), first.path, 1));
+  by_nodes.verify();
+  EXPECT_FALSE(result.contained);
+  EXPECT_EQ(result.divergence_step, expected.divergence_step);
+  EXPECT_EQ(result.nodes_added, expected.nodes_added);
+  EXPECT_EQ(result.path, expected.path);
+  EXPECT_EQ(by_nodes.size(), by_records.size());
+  EXPECT_EQ(by_nodes.branch_count(), by_records.branch_count());
+}
+
+TEST(MergeFollowed, OutputsThatDifferMarkTheNodeAsFollowDoes) {
+  TraceGraph graph;
+  const MergeResult first = graph.merge(training_step());
+  Trace trace = followed_prefix(training_step(), first.path, kStepOps);
+  trace.followed[1].outputs_differ = true;
+  const MergeResult result = graph.merge(trace);
+  graph.verify();
+  EXPECT_FALSE(result.contained);
+  EXPECT_EQ(result.outputs_varied, std::vector<NodeId>{first.path[1]});
+  EXPECT_TRUE(graph.node(first.path[1]).outputs_vary);
+  EXPECT_TRUE(graph.node(first.path[1]).flags.data_dependent_shape);
+  EXPECT_TRUE(graph.merge(trace).outputs_varied.empty());  // reported once
+}
+
+TEST(MergeFollowed, FetchesOnFollowedOpsReachTheirNodes) {
+  TraceGraph graph;
+  const MergeResult first = graph.merge(training_step());
+  Trace trace = followed_prefix(training_step(), first.path, 3);
+  EXPECT_EQ(trace.fetch_points(), std::vector<std::size_t>{2});  // the loss's item()
+  trace.mark_fetch(1);
+  trace.mark_fetch(4);  // a record, after the followed ops
+  EXPECT_EQ(trace.fetch_points(), (std::vector<std::size_t>{1, 2, 4}));
+  EXPECT_EQ(trace.steps(), kStepOps);
+  graph.merge(trace);
+  graph.verify();
+  EXPECT_TRUE(graph.node(first.path[1]).flags.is_fetch);
+  EXPECT_TRUE(graph.node(first.path[4]).flags.is_fetch);
+  EXPECT_FALSE(graph.node(first.path[3]).flags.is_fetch);
+}
+
+TEST(MergeFollowed, FollowedOpsOffThePathAreRejectedAndChangeNothing) {
+  TraceGraph graph;
+  const MergeResult first = graph.merge(training_step());
+  Trace skipping;  // step 0 followed the graph's second node: not a child of the root
+  skipping.append_followed(first.path[1], false);
+  EXPECT_THROW(graph.merge(skipping), VerifyError);
+  Trace unknown;
+  unknown.append_followed(static_cast<NodeId>(graph.size() + 3), false);
+  EXPECT_THROW(graph.merge(unknown), VerifyError);
+  Trace fetching = followed_prefix(training_step(), first.path, 2);
+  fetching.followed[0].is_fetch = true;
+  EXPECT_THROW(graph.merge_from(first.path[0], fetching), VerifyError);
+  EXPECT_EQ(graph.root().count, 1u);
+  EXPECT_FALSE(graph.node(first.path[0]).flags.is_fetch);
+  graph.verify();
+  Trace recorded = training_step();
+  EXPECT_THROW(recorded.append_followed(first.path[0], false), std::logic_error);
+}
+
 }  // namespace
 }  // namespace terra::graph

@@ -1,6 +1,12 @@
 // Trace: the records of one iteration of a region, in program order, with what the
-// iteration's inputs were (states, feeds, constants). Record i sits at step i; a
-// NodeOutput{step} input refers to record `step` of the same trace.
+// iteration's inputs were (states, feeds, constants). Steps count from the iteration's first
+// op; a NodeOutput{step} input refers to the op at `step` of the same trace.
+//
+// A trace may open with `followed`: ops that the engine, while tracing, matched to nodes the
+// graph already has along one path from the root, with equal identity and equal outputs.
+// Their records would be the nodes' own, so only the node is kept (building and merging a
+// full record was most of what tracing added to an op). They sit at steps
+// 0..followed.size()-1, and `records` follow from step followed.size().
 #pragma once
 
 #include <cstddef>
@@ -8,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "terra/graph/node.h"
 #include "terra/graph/op_record.h"
 #include "terra/graph/tensor_meta.h"
 
@@ -32,8 +39,18 @@ struct ConstantInfo {
   TensorMeta meta;
 };
 
+// An op of the trace that is the graph's node `node` (see Trace): whether Python waited for
+// its value in this iteration, and whether its outputs' metadata differed from the node's
+// (a data-dependent shape, as merge's follow would find).
+struct FollowedOp {
+  NodeId node = kRootId;
+  bool is_fetch = false;
+  bool outputs_differ = false;
+};
+
 struct Trace {
-  std::vector<OpRecord> records;
+  std::vector<FollowedOp> followed;  // steps 0..followed.size()-1 (see above)
+  std::vector<OpRecord> records;     // the steps after them
   // Optional descriptions (names) of inputs; merge registers every State/Feed/Constant that
   // an input refers to even when absent here, with the input's metadata.
   std::vector<StateInfo> states;
@@ -43,11 +60,16 @@ struct Trace {
   // Empties the trace, keeping the vectors' capacity (a recycled iteration's trace grows
   // no more once it held one iteration).
   void clear();
-  // Appends a record and returns its step (index).
+  // Appends a record and returns its step.
   std::size_t append(OpRecord record);
-  // Marks record `step` as a fetch point (Python waited for its value).
+  // Appends an op that is node `node` of the graph (only before any record) and returns its
+  // step.
+  std::size_t append_followed(NodeId node, bool is_fetch, bool outputs_differ = false);
+  // Number of ops (followed and recorded).
+  std::size_t steps() const { return followed.size() + records.size(); }
+  // Marks the op at `step` as a fetch point (Python waited for its value).
   void mark_fetch(std::size_t step);
-  // Indices of records with flags.is_fetch, ascending.
+  // Steps of the ops marked as fetch points, ascending.
   std::vector<std::size_t> fetch_points() const;
 };
 

@@ -76,12 +76,14 @@ class TraceGraph {
   // Walks `trace` from the root, following or opening nodes, and counts the iteration along
   // its path. Registers the trace's states/feeds/constants (and any referenced by inputs).
   // Throws VerifyError, leaving the graph unchanged, for a malformed trace (a NodeOutput
-  // that is not an earlier step's output, tensor slots not naming each input once).
+  // that is not an earlier step's output, tensor slots not naming each input once, followed
+  // ops that are not a path from the root).
   MergeResult merge(const Trace& trace, const MergeOptions& options = {});
   // Same as merge() for an iteration whose records up to and including node `from` were
   // matched by a Cursor (co-execution) and whose records from step from.step+1 on are in
   // `rest` (a fallback's eager tail; its NodeOutput refs use absolute steps, like a Cursor's
-  // identities). Counts the whole path once. `from` may be kRootId.
+  // identities). Counts the whole path once. `from` may be kRootId. `rest` has no followed
+  // ops (VerifyError otherwise).
   MergeResult merge_from(NodeId from, const Trace& rest, const MergeOptions& options = {});
 
   // The virtual root (before the first op). Its count is the number of iterations counted.
@@ -138,6 +140,7 @@ class TraceGraph {
                                const MergeOptions& options) const;
   void register_inputs(const Trace& trace);
   void count_path(const std::vector<NodeId>& path);
+  NodeId follow_prefix(const std::vector<FollowedOp>& followed, std::vector<NodeId>* varied);
   MergeResult merge_records(NodeId start, std::size_t first_step, const Trace& trace,
                             const MergeOptions& options);
 
