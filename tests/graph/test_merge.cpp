@@ -250,20 +250,22 @@ TEST(Merge, FedScalarThatChangesOutputsMarksTheNode) {
   EXPECT_TRUE(graph.node(four.path[0]).outputs_vary);
 }
 
+// A training step on a padded batch of `batch` rows with learning rate `lr`.
+Trace padded_step(std::int64_t batch, double lr) {
+  StepOptions options;
+  options.batch = batch;
+  options.lr = lr;
+  return training_step(options);
+}
+
 TEST(Merge, ScalarThatVariedOnOnePathStartsFedOnANewBranch) {
   // Padded batches of a few lengths: each length opens a branch at the first op, and the
   // learning rate varies after every one of them alike.
-  auto step = [](std::int64_t batch, double lr) {
-    StepOptions options;
-    options.batch = batch;
-    options.lr = lr;
-    return training_step(options);
-  };
   TraceGraph graph;
-  graph.merge(step(8, 0.1));
-  MergeResult learnt = graph.merge(step(8, 0.09));
+  graph.merge(padded_step(8, 0.1));
+  MergeResult learnt = graph.merge(padded_step(8, 0.09));
   ASSERT_EQ(learnt.generalised.size(), 1u);
-  MergeResult longer = graph.merge(step(16, 0.08));  // a new branch from the first op on
+  MergeResult longer = graph.merge(padded_step(16, 0.08));  // a new branch from the first op on
   graph.verify();
   EXPECT_EQ(longer.nodes_added, kStepOps);
   EXPECT_TRUE(longer.generalised.empty());
@@ -272,7 +274,7 @@ TEST(Merge, ScalarThatVariedOnOnePathStartsFedOnANewBranch) {
   // Only where a scalar varied: sub_'s alpha never did.
   EXPECT_TRUE(graph.node(longer.path[4]).identity.args()[2].is<std::int64_t>());
   // The branch's second traversal is already contained (co-execution would not fall back).
-  MergeResult again = graph.merge(step(16, 0.07));
+  MergeResult again = graph.merge(padded_step(16, 0.07));
   graph.verify();
   EXPECT_TRUE(again.contained);
   EXPECT_EQ(again.path, longer.path);
@@ -302,20 +304,14 @@ TEST(Merge, KnownVaryingScalarStaysConcreteBesideASiblingTakingAValue) {
 }
 
 TEST(Merge, KnownVaryingScalarsSurviveAGraphRebuiltFromItsParts) {
-  auto step = [](std::int64_t batch, double lr) {
-    StepOptions options;
-    options.batch = batch;
-    options.lr = lr;
-    return training_step(options);
-  };
   TraceGraph graph;
-  graph.merge(step(8, 0.1));
-  graph.merge(step(8, 0.09));
+  graph.merge(padded_step(8, 0.1));
+  graph.merge(padded_step(8, 0.09));
   std::vector<Node> nodes;
   for (NodeId id = 0; id < graph.size(); ++id) nodes.push_back(graph.node(id));
   TraceGraph rebuilt = TraceGraph::from_parts(graph.root(), nodes, graph.states(),
                                               graph.feeds(), graph.constants());
-  MergeResult longer = rebuilt.merge(step(16, 0.08));
+  MergeResult longer = rebuilt.merge(padded_step(16, 0.08));
   rebuilt.verify();
   EXPECT_TRUE(rebuilt.node(longer.path[3]).identity.args()[1].is<ScalarFeed>());
 }
