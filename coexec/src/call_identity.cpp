@@ -199,11 +199,18 @@ void Engine::Impl::register_outputs(const torch::jit::Stack& stack, std::uint32_
       const graph::NodeOutput output{step, index};
       it.values.insert_or_assign(out.unsafeGetTensorImpl(),
                                  ValueEntry{output, TensorImplRef(out.getIntrusivePtr())});
+      c10::StorageImpl* storage = nullptr;
       if (out.has_storage()) {
-        c10::StorageImpl* storage = out.storage().unsafeGetStorageImpl();
+        storage = out.storage().unsafeGetStorageImpl();
         it.storages.insert_or_assign(storage,
                                      StorageEntry{output, c10::weak_intrusive_ptr<c10::StorageImpl>(
                                                               out.storage().getWeakStorageImpl())});
+      }
+      // Only where Python's own thread allocates the outputs' memory: a co-executed op's
+      // memory comes from the runner thread (another malloc arena, no pins among it), and
+      // forgetting placeholders one by one measured 0.4 us per op slower there.
+      if (it.mode != IterationMode::kCoexecuting) {
+        it.note_recent_output(out.unsafeGetTensorImpl(), storage);
       }
     }
     ++index;

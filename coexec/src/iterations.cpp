@@ -72,6 +72,20 @@ void Iteration::recycle() {
   storages.clear();
   next_external = 0;
   ops_coexecuted_before = 0;
+  recent_outputs.fill({});
+  recent_next = 0;
+}
+
+void Iteration::note_recent_output(c10::TensorImpl* tensor, c10::StorageImpl* storage) {
+  RecentOutput& slot = recent_outputs[recent_next++ % kRecentOutputs];
+  if (slot.tensor != nullptr) {
+    // Dead: nothing can refer to it any more, and a tensor born at its address later is new.
+    const ValueEntry* value = values.find(slot.tensor);
+    if (value != nullptr && value->keep.expired()) values.erase(slot.tensor);
+    const StorageEntry* held = slot.storage ? storages.find(slot.storage) : nullptr;
+    if (held != nullptr && held->keep.expired()) storages.erase(slot.storage);
+  }
+  slot = {tensor, storage};
 }
 
 Iteration& Engine::Impl::start_iteration(Region* region) {

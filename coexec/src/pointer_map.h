@@ -3,8 +3,8 @@
 // The engine looks up every tensor an op touches (which node made it, is it state or a feed)
 // and records every output: a few lookups and inserts per op on the co-execution hot path.
 // std::unordered_map allocates a node per insert; this map keeps one flat array whose
-// capacity survives clear(), so a steady loop allocates nothing. Entries are never erased one
-// by one: the engine forgets a whole iteration at once.
+// capacity survives clear(), so a steady loop allocates nothing. The engine forgets a whole
+// iteration at once (clear), and erases entries of tensors that died young (erase).
 #pragma once
 
 #include <cstddef>
@@ -43,6 +43,27 @@ class PointerMap {
     if (++size_ * 2 > slots_.size()) grow();
   }
 
+  // Removes `key`'s entry, if any (backward-shift deletion: no tombstones, so lookups stay as
+  // short as before).
+  void erase(Key key) {
+    std::size_t hole = probe(key);
+    if (slots_[hole].key != key) return;
+    slots_[hole] = Slot{};
+    --size_;
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t next = (hole + 1) & mask; slots_[next].key != nullptr;
+         next = (next + 1) & mask) {
+      // An entry moves into the hole unless its home slot lies after the hole, up to it.
+      const std::size_t home = home_of(slots_[next].key);
+      const bool home_in_between =
+          hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
+      if (home_in_between) continue;
+      slots_[hole] = std::move(slots_[next]);
+      slots_[next] = Slot{};
+      hole = next;
+    }
+  }
+
   // Keeps only the entries for which keep(key, value) is true.
   template <class Keep>
   void retain_if(Keep keep) {
@@ -78,11 +99,16 @@ class PointerMap {
   // factor stays at most 1/2, so an empty slot always exists).
   std::size_t probe(Key key) const {
     const std::size_t mask = slots_.size() - 1;
-    // Allocations are aligned: drop the low bits, then mix (Fibonacci hashing).
-    auto bits = reinterpret_cast<std::uintptr_t>(key) >> 4;
-    std::size_t index = (bits * 0x9E3779B97F4A7C15ull) >> 20 & mask;
+    std::size_t index = home_of(key);
     while (slots_[index].key != nullptr && slots_[index].key != key) index = (index + 1) & mask;
     return index;
+  }
+
+  // The slot where probing for `key` starts.
+  std::size_t home_of(Key key) const {
+    // Allocations are aligned: drop the low bits, then mix (Fibonacci hashing).
+    auto bits = reinterpret_cast<std::uintptr_t>(key) >> 4;
+    return (bits * 0x9E3779B97F4A7C15ull) >> 20 & (slots_.size() - 1);
   }
 
   void grow() {
