@@ -191,6 +191,9 @@ struct Engine::Impl {
   void run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                    torch::jit::Stack* stack);
   const NodeRuntime& node_runtime(Region& region, const graph::Node& node);
+  // Builds the node runtimes (compiled patterns, output specs) along the path the region's
+  // last iteration took.
+  void compile_last_path(Region& region);
   Iteration& start_iteration(Region* region);
   // The iteration an end or abort closes; null when it matches a nested begin (counted down
   // here) or no iteration is active.

@@ -58,8 +58,20 @@ void Engine::Impl::begin_iteration(int region_id) {
     it.mode = IterationMode::kTracing;
     region->cursor->reset();  // follows the graph while the trace repeats it (tracing.cpp)
   }
+  if (region->runtime.empty()) compile_last_path(*region);
   runner.set_num_threads(at::get_num_threads());
   set_intercepting(true);
+}
+
+void Engine::Impl::compile_last_path(Region& region) {
+  // Before the iteration's first op: built between its ops instead, these long-lived objects
+  // landed among the buffers of its temporaries and pinned them (see Iteration::
+  // note_recent_output), so that iteration took fresh memory for every temporary.
+  const graph::Node* at = &region.graph.root();
+  while (at->last_taken >= 0 && static_cast<std::size_t>(at->last_taken) < at->children.size()) {
+    at = &region.graph.node(at->children[static_cast<std::size_t>(at->last_taken)]);
+    node_runtime(region, *at);
+  }
 }
 
 void Iteration::recycle() {

@@ -54,9 +54,7 @@ def test_traced_temporaries_reuse_memory_like_eager(tmp_path):
     assert result["stats"]["iterations_traced"] == 3, result
     # Eager reuses a few buffers; tracing may keep some more (the engine forgets a dead
     # output once 8 later ones were registered), never one per op. The first iteration
-    # records every op; the third follows the graph (the second does too, but builds each
-    # node's compiled pattern on the way, long-lived objects that do pin the buffers below
-    # them: a known cost of that one iteration).
-    first, _, steady = result["traced"]
-    assert first <= result["eager"] + 16, result
-    assert steady <= result["eager"] + 16, result
+    # records every op; the second follows the graph, whose compiled patterns are built
+    # before its first op (built between its ops, they pinned buffers the same way).
+    for distinct in result["traced"]:
+        assert distinct <= result["eager"] + 16, result
