@@ -86,24 +86,44 @@ graph::OutputInfo traced_output(const at::Tensor& out, c10::ArrayRef<at::Tensor>
   return output;
 }
 
+// True when some input's sizes differ from `sizes_before` (per input: dim, then sizes).
+bool any_resized(c10::ArrayRef<at::Tensor> inputs, c10::ArrayRef<std::int64_t> sizes_before) {
+  std::size_t at = 0;
+  for (const at::Tensor& in : inputs) {
+    const auto dim = static_cast<std::size_t>(sizes_before[at++]);
+    if (!in.sizes().equals(sizes_before.slice(at, dim))) return true;
+    at += dim;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool Engine::Impl::trace_as_followed(const OpInfo& info, const c10::OperatorHandle& op,
                                      c10::DispatchKeySet keys, torch::jit::Stack* stack) {
   Iteration& it = *iteration;
-  // Ops whose record carries what a node's identity does not (sizes an op changed, shapes
-  // that follow values) take the full path.
-  if (info.mutates || info.data_dependent) return false;
+  // Ops whose shapes follow values take the full path (their record says so).
+  if (info.data_dependent) return false;
   const graph::Node* node = match_compiled(info, *stack, it);
   if (node == nullptr || node->flags.data_dependent_shape) return false;
   c10::SmallVector<at::Tensor, 6> inputs;  // held: an output may reuse a freed input's address
   for_each_tensor_argument(*stack, info.num_arguments,
                            [&](const at::Tensor& tensor) { inputs.push_back(tensor); });
+  // An op that writes an input may resize it (out= into a wrong-sized tensor): as in
+  // trace_op, that is a data-dependent shape, here reported as outputs that differ.
+  c10::SmallVector<std::int64_t, 24> sizes_before;  // per input: its dim, then its sizes
+  if (info.mutates) {
+    for (const at::Tensor& in : inputs) {
+      sizes_before.push_back(in.dim());
+      sizes_before.append(in.sizes().begin(), in.sizes().end());
+    }
+  }
   wait_before_running_now(info, *stack);
   run_eagerly_sampling_time(op, keys, stack);
   const ReturnedTensors returned(*stack, traced_outputs);
   const std::vector<at::Tensor>& outs = returned.tensors();
-  bool outputs_differ = outs.size() != node->outputs.size();
+  bool outputs_differ = outs.size() != node->outputs.size() ||
+                        (info.mutates && any_resized(inputs, sizes_before));
   for (std::size_t k = 0; k < outs.size() && !outputs_differ; ++k) {
     outputs_differ = traced_output(outs[k], inputs) != node->outputs[k];
   }
