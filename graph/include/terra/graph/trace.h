@@ -41,7 +41,8 @@ struct ConstantInfo {
 
 // An op of the trace that is the graph's node `node` (see Trace): whether Python waited for
 // its value in this iteration, and whether its outputs' metadata differed from the node's
-// (a data-dependent shape, as merge's follow would find).
+// or it resized an input it writes (a data-dependent shape either way, as merge's follow
+// would mark it).
 struct FollowedOp {
   NodeId node = kRootId;
   bool is_fetch = false;
