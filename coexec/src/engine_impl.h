@@ -81,7 +81,7 @@ struct Iteration {
   std::int64_t next_external = 0;
   std::uint64_t ops_coexecuted_before = 0;  // the region's count when the iteration began
   // The last outputs registered (a ring): an output found dead once kRecentOutputs more were
-  // registered is forgotten at once (forget_if_dead), not at the iteration's end. Its entries
+  // registered is forgotten at once (note_recent_output), not at the iteration's end. Its entries
   // pin its TensorImpl and StorageImpl (weak references keep the addresses unique), and a
   // pinned object above a freed buffer kept the allocator from reusing the buffer: every
   // temporary of a traced iteration took fresh memory (256 KiB tensors: 2x eager's time).

@@ -86,16 +86,33 @@ graph::OutputInfo traced_output(const at::Tensor& out, c10::ArrayRef<at::Tensor>
   return output;
 }
 
-// True when some input's sizes differ from `sizes_before` (per input: dim, then sizes).
-bool any_resized(c10::ArrayRef<at::Tensor> inputs, c10::ArrayRef<std::int64_t> sizes_before) {
-  std::size_t at = 0;
-  for (const at::Tensor& in : inputs) {
-    const auto dim = static_cast<std::size_t>(sizes_before[at++]);
-    if (!in.sizes().equals(sizes_before.slice(at, dim))) return true;
-    at += dim;
+// The sizes of an op's inputs before it ran, when it writes one: an op that resizes an input
+// (out= into a wrong-sized tensor) has a data-dependent shape, and in co-execution must run
+// eagerly, where Python needs the new sizes at once.
+class SizesBefore {
+ public:
+  SizesBefore(const OpInfo& info, c10::ArrayRef<at::Tensor> inputs) {
+    if (!info.mutates) return;
+    for (const at::Tensor& in : inputs) {
+      sizes_.push_back(in.dim());
+      sizes_.append(in.sizes().begin(), in.sizes().end());
+    }
   }
-  return false;
-}
+  // True when the op wrote an input and some input's sizes changed since.
+  bool any_resized(c10::ArrayRef<at::Tensor> inputs) const {
+    if (sizes_.empty()) return false;
+    std::size_t at = 0;
+    for (const at::Tensor& in : inputs) {
+      const auto dim = static_cast<std::size_t>(sizes_[at++]);
+      if (!in.sizes().equals(c10::ArrayRef<std::int64_t>(sizes_).slice(at, dim))) return true;
+      at += dim;
+    }
+    return false;
+  }
+
+ private:
+  c10::SmallVector<std::int64_t, 24> sizes_;  // per input: its dim, then its sizes
+};
 
 }  // namespace
 
@@ -109,21 +126,12 @@ bool Engine::Impl::trace_as_followed(const OpInfo& info, const c10::OperatorHand
   c10::SmallVector<at::Tensor, 6> inputs;  // held: an output may reuse a freed input's address
   for_each_tensor_argument(*stack, info.num_arguments,
                            [&](const at::Tensor& tensor) { inputs.push_back(tensor); });
-  // An op that writes an input may resize it (out= into a wrong-sized tensor): as in
-  // trace_op, that is a data-dependent shape, here reported as outputs that differ.
-  c10::SmallVector<std::int64_t, 24> sizes_before;  // per input: its dim, then its sizes
-  if (info.mutates) {
-    for (const at::Tensor& in : inputs) {
-      sizes_before.push_back(in.dim());
-      sizes_before.append(in.sizes().begin(), in.sizes().end());
-    }
-  }
+  const SizesBefore sizes_before(info, inputs);  // a resize is reported as outputs that differ
   wait_before_running_now(info, *stack);
   run_eagerly_sampling_time(op, keys, stack);
   const ReturnedTensors returned(*stack, traced_outputs);
   const std::vector<at::Tensor>& outs = returned.tensors();
-  bool outputs_differ = outs.size() != node->outputs.size() ||
-                        (info.mutates && any_resized(inputs, sizes_before));
+  bool outputs_differ = outs.size() != node->outputs.size() || sizes_before.any_resized(inputs);
   for (std::size_t k = 0; k < outs.size() && !outputs_differ; ++k) {
     outputs_differ = traced_output(outs[k], inputs) != node->outputs[k];
   }
@@ -147,12 +155,7 @@ void Engine::Impl::run_eagerly_sampling_time(const c10::OperatorHandle& op,
 void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
                             c10::DispatchKeySet keys, torch::jit::Stack* stack, CallView& call) {
   Iteration& it = *iteration;
-  // Sizes of the inputs before the op: an op that resizes one (out= into a wrong-sized
-  // tensor) must run eagerly in co-execution, where Python needs the new sizes at once.
-  std::vector<std::vector<std::int64_t>> sizes_before;
-  if (info.mutates) {
-    for (const auto& in : call.inputs) sizes_before.push_back(in.sizes().vec());
-  }
+  const SizesBefore sizes_before(info, call.inputs);
   graph::OpRecord record;
   if (hooks.source_location) {
     graph::SharedString file;
@@ -168,10 +171,7 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
 
   const ReturnedTensors returned(*stack, traced_outputs);
   const std::vector<at::Tensor>& outs = returned.tensors();
-  bool resized = false;
-  for (std::size_t k = 0; k < sizes_before.size(); ++k) {
-    resized |= !call.inputs[k].sizes().equals(sizes_before[k]);
-  }
+  const bool resized = sizes_before.any_resized(call.inputs);
   record.outputs.reserve(outs.size());
   for (const at::Tensor& out : outs) {
     graph::OutputInfo output = traced_output(out, call.inputs);

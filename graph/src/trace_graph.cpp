@@ -92,29 +92,30 @@ TraceGraph::TraceGraph() = default;
 MergeResult TraceGraph::merge(const Trace& trace, const MergeOptions& options) {
   if (trace.followed.empty()) return merge_records(kRootId, 0, trace, options);
   check_followed(*this, trace.followed);
-  check_trace(*this, path_to(trace.followed.back().node), trace.followed.size(), trace);
-  std::vector<NodeId> varied;
-  const NodeId last = follow_prefix(trace.followed, &varied);
-  MergeResult result = merge_records(last, trace.followed.size(), trace, options);
+  // merge_records checks the records (against the followed path) before it changes anything,
+  // so the followed nodes are updated only once it returned.
+  MergeResult result =
+      merge_records(trace.followed.back().node, trace.followed.size(), trace, options);
+  const std::vector<NodeId> varied = follow_prefix(trace.followed);
   result.outputs_varied.insert(result.outputs_varied.begin(), varied.begin(), varied.end());
   result.contained = result.contained && varied.empty();
   return result;
 }
 
-NodeId TraceGraph::follow_prefix(const std::vector<FollowedOp>& followed,
-                                 std::vector<NodeId>* varied) {
+std::vector<NodeId> TraceGraph::follow_prefix(const std::vector<FollowedOp>& followed) {
   // Equal identity (the engine's pattern accepted the call): what the iteration observed
   // beyond it is a fetch, and outputs that differ, as follow() treats them.
+  std::vector<NodeId> varied;
   for (const FollowedOp& op : followed) {
     Node& node = nodes_[op.node];
     node.flags.is_fetch |= op.is_fetch;
     if (op.outputs_differ && !node.outputs_vary) {
       node.outputs_vary = true;
       node.flags.data_dependent_shape = true;
-      varied->push_back(op.node);
+      varied.push_back(op.node);
     }
   }
-  return followed.back().node;
+  return varied;
 }
 
 MergeResult TraceGraph::merge_from(NodeId from, const Trace& rest, const MergeOptions& options) {

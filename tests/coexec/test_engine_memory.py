@@ -52,6 +52,8 @@ def test_traced_temporaries_reuse_memory_like_eager(tmp_path):
     result = json.loads(proc.stdout)
     assert result["equal"]
     assert result["stats"]["iterations_traced"] == 3, result
+    # Every op was traced into the graph (64 adds, 64 sums), none run eagerly unrecorded.
+    assert result["stats"]["graph_nodes"] == 128 and result["stats"]["eager_ops"] == 0, result
     # Eager reuses a few buffers; tracing may keep some more (the engine forgets a dead
     # output once 8 later ones were registered), never one per op. The first iteration
     # records every op; the second follows the graph, whose compiled patterns are built

@@ -140,7 +140,8 @@ class TraceGraph {
                                const MergeOptions& options) const;
   void register_inputs(const Trace& trace);
   void count_path(const std::vector<NodeId>& path);
-  NodeId follow_prefix(const std::vector<FollowedOp>& followed, std::vector<NodeId>* varied);
+  // Updates the followed nodes' flags; returns those whose outputs now vary.
+  std::vector<NodeId> follow_prefix(const std::vector<FollowedOp>& followed);
   MergeResult merge_records(NodeId start, std::size_t first_step, const Trace& trace,
                             const MergeOptions& options);
 
