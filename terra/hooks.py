@@ -10,6 +10,11 @@ after every random op already issued. Explicit torch.Generator methods cannot be
 (a C type); instead the engine runs every op that takes a Generator object on the Python
 thread after a sync, so a Generator's state is current whenever Python reads or reseeds it.
 
+A numpy array from Tensor.numpy() (which __array__ calls) views the tensor's memory, so the
+program may write that memory through it, past the dispatcher, while ops that read it wait on
+the GraphRunner. The wrapper tells the engine, for as long as the array lives, and the engine
+then treats that memory like a numpy array's own (docs/architecture.md, "External memory").
+
 The originals stay reachable (`torch._C.TensorBase.data_ptr`), which tests use to show
 what a read that missed its fetch would see (TERRA_DEBUG_POISON=1).
 """
@@ -17,6 +22,7 @@ what a read that missed its fetch would see (TERRA_DEBUG_POISON=1).
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 
@@ -27,6 +33,8 @@ TENSOR_METHODS = (
 )
 # Methods that format: their internals issue ops, which are not the program's own.
 FORMATTING = frozenset({"__repr__", "__format__"})
+# Methods whose result views the tensor's memory: the program can write it through them.
+EXPOSING = frozenset({"numpy"})
 # Module-level functions: (module, name).
 FUNCTIONS = (
     (torch, "save"), (torch.serialization, "save"),
@@ -49,13 +57,26 @@ class HookState:
     installed: list[tuple[object, str, object]] = []
 
 
-def _fetching(original, engine, *, pause: bool):
-    """`original`, preceded by a fetch (and with interception paused when `pause`)."""
+def _expose(engine, tensor, array) -> None:
+    """Tells `engine` that `array` views `tensor`'s memory, until `array` dies."""
+    storage = torch._C.TensorBase.untyped_storage(tensor)._cdata
+    engine.expose(storage)
+    finalizer = weakref.finalize(array, engine.release_exposed, storage)
+    finalizer.atexit = False
+
+
+def _fetching(original, engine, *, pause: bool, exposes: bool = False):
+    """`original`, preceded by a fetch (and with interception paused when `pause`; its result
+    registered as a view of the tensor's memory when `exposes`)."""
 
     @functools.wraps(original)
     def wrapper(*args, **kwargs):
         if engine.pending():
             engine.fetch()
+        if exposes:
+            array = original(*args, **kwargs)
+            _expose(engine, args[0], array)
+            return array
         if not pause:
             return original(*args, **kwargs)
         was_on = engine.pause_interception()
@@ -68,11 +89,11 @@ def _fetching(original, engine, *, pause: bool):
     return wrapper
 
 
-def _install(owner, name: str, engine, *, pause: bool = False) -> None:
+def _install(owner, name: str, engine, *, pause: bool = False, exposes: bool = False) -> None:
     original = getattr(owner, name, None)
     if original is None or hasattr(original, "__terra_original__"):
         return
-    setattr(owner, name, _fetching(original, engine, pause=pause))
+    setattr(owner, name, _fetching(original, engine, pause=pause, exposes=exposes))
     HookState.installed.append((owner, name, original))
 
 
@@ -81,7 +102,7 @@ def install(engine) -> None:
     if HookState.installed:
         return
     for name in TENSOR_METHODS:
-        _install(torch.Tensor, name, engine, pause=name in FORMATTING)
+        _install(torch.Tensor, name, engine, pause=name in FORMATTING, exposes=name in EXPOSING)
     for module, name in FUNCTIONS:
         _install(module, name, engine, pause=name == "save")
     for name in CUDA_FUNCTIONS:

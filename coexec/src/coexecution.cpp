@@ -166,14 +166,20 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
     register_outputs(*stack, node.step, it);
     return;
   }
-  if (run_now || is_fetch_node(info, node) || has_int_feed(node)) {
+  const bool fetch = run_now || is_fetch_node(info, node) || has_int_feed(node);
+  const ExternalInputs external = fetch ? ExternalInputs::kNone : external_inputs(info, *stack);
+  // An op whose values may make its kernel raise runs now, so that its error is raised here,
+  // as in eager; it stays queueable for the calls whose values are fine. So does one that
+  // writes external memory, which the program may read without the dispatcher.
+  if (fetch || external == ExternalInputs::kRunNow ||
+      (info.value_check != nullptr && may_raise_on_values(info, *stack))) {
     if (run_now) {
       sync();  // a Generator object: its state must be current for Python (see CallView)
     } else {
       wait_before_running_now(info, *stack);
     }
     region.counters.fetches++;
-    region.graph.mark_fetch(node.id);
+    if (fetch) region.graph.mark_fetch(node.id);
     run_eagerly(op, keys, stack);
     register_outputs(*stack, node.step, it);
     return;
@@ -185,12 +191,57 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
     register_outputs(*stack, node.step, it);
     return;
   }
-  queue_op(node, info, op, keys, stack);
+  queue_op(node, info, op, keys, stack, external == ExternalInputs::kSnapshot);
+}
+
+bool Engine::Impl::is_external(const at::Tensor& tensor) const {
+  if (!tensor.has_storage() || !tensor.is_cpu()) return false;
+  c10::StorageImpl* storage = tensor.storage().unsafeGetStorageImpl();
+  if (exposed.contains(storage)) return true;
+  // A placeholder's memory is the runner's to set (and it may be setting it now).
+  return typeid(*storage) != typeid(PlaceholderStorage) && is_foreign_memory(*storage);
+}
+
+Engine::Impl::ExternalInputs Engine::Impl::external_inputs(const OpInfo& info,
+                                                           const torch::jit::Stack& stack) const {
+  if (stack.size() < info.num_arguments) return ExternalInputs::kNone;
+  bool any = false;
+  std::size_t bytes = 0;
+  for_each_tensor_argument(stack, info.num_arguments, [&](const at::Tensor& tensor) {
+    if (!is_external(tensor)) return;
+    any = true;
+    bytes += extent_bytes(tensor);
+  });
+  if (!any) return ExternalInputs::kNone;
+  return info.mutates || bytes > kSnapshotMaxBytes ? ExternalInputs::kRunNow
+                                                   : ExternalInputs::kSnapshot;
+}
+
+void Engine::Impl::snapshot_external_arguments(std::vector<c10::IValue>& arguments) const {
+  for (c10::IValue& value : arguments) {
+    if (value.isTensor()) {
+      if (is_external(value.toTensor())) value = snapshot(value.toTensor());
+    } else if (value.isTensorList()) {
+      c10::List<at::Tensor> tensors = value.toTensorList();
+      for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const at::Tensor tensor = tensors.get(i);
+        if (is_external(tensor)) tensors.set(i, snapshot(tensor));
+      }
+    } else if (value.isList()) {
+      c10::List<c10::IValue> items = value.toList();
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        const c10::IValue item = items.get(i);
+        if (item.isTensor() && is_external(item.toTensor())) {
+          items.set(i, snapshot(item.toTensor()));
+        }
+      }
+    }
+  }
 }
 
 void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
                             const c10::OperatorHandle& op, c10::DispatchKeySet keys,
-                            torch::jit::Stack* stack) {
+                            torch::jit::Stack* stack, bool snapshot_external) {
   Iteration& it = *iteration;
   const NodeRuntime& runtime = node_runtime(*it.region, node);
   const std::vector<OutputSpec>& specs = *runtime.outputs;
@@ -249,6 +300,7 @@ void Engine::Impl::queue_op(const graph::Node& node, const OpInfo& info,
   item.arguments.insert(item.arguments.end(), std::make_move_iterator(stack->end() - n),
                         std::make_move_iterator(stack->end()));
   stack->erase(stack->end() - n, stack->end());
+  if (snapshot_external) snapshot_external_arguments(item.arguments);
   runner.hold_arguments(item);  // use counts stay as in eager (autograd reads them)
   item.specs = runtime.outputs;
   if (cuda_device) {
@@ -308,6 +360,10 @@ void Engine::Impl::wait_before_running_now(const OpInfo& info, const torch::jit:
   for_each_tensor_argument(stack, info.num_arguments, [&](const at::Tensor& tensor) {
     needed = std::max(needed, pending_accesses.before_reading(storage_of(tensor)));
   });
+  wait_until_finished(needed);
+}
+
+void Engine::Impl::wait_until_finished(std::uint64_t needed) {
   if (needed > runner.finished()) {
     auto wait = [&] { runner.wait_until_finished(needed); };
     if (hooks.wait_without_gil) {
@@ -317,6 +373,23 @@ void Engine::Impl::wait_before_running_now(const OpInfo& info, const torch::jit:
     }
   }
   if (runner.failed()) sync();  // rethrows the runner's error
+}
+
+bool Engine::Impl::may_raise_on_values(const OpInfo& info, const torch::jit::Stack& stack) {
+  const std::size_t n = info.num_arguments;
+  if (stack.size() < n) return true;
+  const OpArguments args(stack.data() + (stack.size() - n), n);
+  std::uint64_t needed = 0;
+  bool on_cpu = true;
+  info.value_check->for_each_checked(args, [&](const at::Tensor& tensor) {
+    on_cpu = on_cpu && tensor.is_cpu();
+    needed = std::max(needed, pending_accesses.before_reading(storage_of(tensor)));
+  });
+  if (!on_cpu) return false;  // CUDA kernels report these errors asynchronously in eager too
+  wait_until_finished(needed);
+  const bool may_raise = info.value_check->may_raise(args);
+  if (may_raise && config.debug >= 2) debug(2, "at once (values may raise) " + info.name.qualified());
+  return may_raise;
 }
 
 void Engine::Impl::wait_for_runner_room() {

@@ -96,6 +96,14 @@ void Engine::fetch() {
   sync();
 }
 
+void Engine::expose(std::uintptr_t storage) {
+  impl_->exposed.expose(reinterpret_cast<c10::StorageImpl*>(storage));
+}
+
+void Engine::release_exposed(std::uintptr_t storage) {
+  impl_->exposed.release(reinterpret_cast<c10::StorageImpl*>(storage));
+}
+
 bool Engine::pause_interception() {
   const bool was_on = intercepting();
   if (was_on) set_intercepting(false);

@@ -18,6 +18,7 @@
 
 #include "call_pattern.h"
 #include "graph_runner.h"
+#include "external_memory.h"
 #include "op_table.h"
 #include "pending_accesses.h"
 #include "pointer_map.h"
@@ -144,6 +145,7 @@ struct Engine::Impl {
   std::uint64_t traced_ops = 0;  // ops traced since the engine started (timing samples)
   std::vector<at::Tensor> traced_outputs;  // trace_op's buffer, empty between ops
   PendingAccesses pending_accesses;  // by queued ops, across iterations until a sync
+  ExposedStorages exposed;           // viewed by numpy arrays (external_memory.h)
 
  private:
   bool build_call(const OpInfo& info, const torch::jit::Stack& stack, Iteration& it,
@@ -169,13 +171,26 @@ struct Engine::Impl {
   void coexecute_matched(const graph::Node& node, const OpInfo& info,
                          const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                          torch::jit::Stack* stack, bool run_now = false);
+  // `snapshot_external`: the op reads external memory (external_memory.h), given as copies.
   void queue_op(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
-                c10::DispatchKeySet keys, torch::jit::Stack* stack);
+                c10::DispatchKeySet keys, torch::jit::Stack* stack, bool snapshot_external);
+  // How a matched op must treat its arguments in external memory: none there; copies for the
+  // runner; or run now (it writes there, or would copy more than kSnapshotMaxBytes).
+  enum class ExternalInputs : std::uint8_t { kNone, kSnapshot, kRunNow };
+  ExternalInputs external_inputs(const OpInfo& info, const torch::jit::Stack& stack) const;
+  bool is_external(const at::Tensor& tensor) const;
+  // Replaces each argument in external memory by a snapshot (for an op that only reads).
+  void snapshot_external_arguments(std::vector<c10::IValue>& arguments) const;
   // Before `op` (with its arguments on `stack`) runs at once on the Python thread: waits
   // until it may. An op that reads only waits for the queued ops that write its inputs; one
   // that writes, or draws random numbers (their order on the default generator), waits for
   // everything queued (sync). Rethrows a runner error.
   void wait_before_running_now(const OpInfo& info, const torch::jit::Stack& stack);
+  // Waits (GIL released) until the runner finished `needed` committed ops; rethrows its error.
+  void wait_until_finished(std::uint64_t needed);
+  // For an op with a ValueCheck: waits for the values the check reads (only those: the
+  // labels of a batch, not the logits), then true when the kernel may raise on them.
+  bool may_raise_on_values(const OpInfo& info, const torch::jit::Stack& stack);
   // Notes that queued op `sequence` reads (or, when `writes`, writes) every tensor among the
   // last `n` stack values.
   void note_accesses_of_arguments(const torch::jit::Stack& stack, std::size_t n,

@@ -205,6 +205,8 @@ void fill_promise(PendingOutput& promise, const OutputSpec& spec, at::Tensor res
 
 }  // namespace
 
+bool is_runner_share(const c10::DataPtr& data) { return is_share(data); }
+
 void fill_placeholder(const c10::Storage& target, const OutputSpec& spec, at::Tensor result) {
   c10::StorageImpl* impl = target.unsafeGetStorageImpl();
   if (result.storage().unsafeGetStorageImpl() == impl) return;

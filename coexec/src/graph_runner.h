@@ -81,6 +81,10 @@ struct HeldTensor {
   c10::SmallVector<std::int64_t, 5> sizes, strides;
 };
 
+// True when `data` is a share of an allocation the runner and the program both hold (the
+// memory of a default-allocator tensor, given another owner: graph_runner.cpp).
+bool is_runner_share(const c10::DataPtr& data);
+
 // One confirmed op: everything needed to run it exactly as eager would have. Work items live
 // in the runner's ring and are reused: clear() keeps the vectors' capacity, so a steady loop
 // queues ops without allocating them, and what the Python thread allocated is freed by the

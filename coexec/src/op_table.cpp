@@ -102,6 +102,7 @@ bool mentions_generator(const c10::TypePtr& type) {
 
 OpClass classify(const OpInfo& info, std::string_view name, const c10::FunctionSchema& schema) {
   if (metadata_mutating_ops().count(name)) return OpClass::kFetch;
+  if (is_check_only_op(name)) return OpClass::kFetch;  // raises where eager raises
   if (inplace_view_ops().count(name)) return OpClass::kPythonSide;
   if (info.data_dependent) return OpClass::kFetch;
   if (!info.returns_supported) {
@@ -146,6 +147,7 @@ OpInfo compute_op_info(const c10::OperatorHandle& op, std::int64_t key) {
   const std::string qualified = schema.name();
   info.data_dependent = data_dependent_ops().count(qualified) > 0;
   info.op_class = classify(info, qualified, schema);
+  info.value_check = value_check(qualified);
   return info;
 }
 

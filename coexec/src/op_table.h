@@ -11,6 +11,7 @@
 
 #include "terra/graph/op_identity.h"
 #include "terra/graph/op_record.h"
+#include "value_checks.h"
 
 namespace terra::coexec {
 
@@ -37,6 +38,8 @@ struct OpInfo {
   // Neither takes nor returns tensors (profiler ranges, ...): cannot touch tensor memory, so
   // it runs at once, unrecorded and without a sync.
   bool passthrough = false;
+  // Its CPU kernels raise on some input values (value_checks.h); null for most operators.
+  const ValueCheck* value_check = nullptr;
 };
 
 // The OpInfo of `op` (cached; first call per operator reads the schema). Main thread only.

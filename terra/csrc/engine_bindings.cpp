@@ -244,6 +244,10 @@ void bind_engine(py::module_& m) {
       .def("queued", &Engine::queued, "Confirmed ops not yet finished by the GraphRunner.")
       .def("fetch", &Engine::fetch,
            "Syncs before a read that bypasses the dispatcher; counts a fetch when it waits.")
+      .def("expose", &Engine::expose, py::arg("storage"),
+           "A numpy array views the storage at this address (UntypedStorage._cdata).")
+      .def("release_exposed", &Engine::release_exposed, py::arg("storage"),
+           "That numpy array died.")
       .def("pause_interception", &Engine::pause_interception)
       .def("resume_interception", &Engine::resume_interception, py::arg("was_on"))
       .def("stats", [](const Engine& e) { return stats_dict(e.stats()); })

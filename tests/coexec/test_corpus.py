@@ -54,6 +54,9 @@ HARD_CASES = (
     "hooks", "sgd_momentum", "adam_scheduler", "inplace_views_slicing", "randn_in_loop",
     "explicit_generator", "user_exception", "data_dependent_shapes", "print_tensor",
     "int_results", "two_optimizers", "state_dict_save_load", "keyboard_interrupt",
+    # Beyond DESIGN §6, found by programs written to break the engine (docs/architecture.md):
+    # a kernel that raises on some values, caught; memory numpy writes past the dispatcher.
+    "kernel_error_caught", "numpy_shared_memory",
 )
 
 
@@ -135,6 +138,10 @@ CORPUS = {
     "c31_layer_loop_in_forward.py": Program(24, "repeating", ("backward",), region_line=33),
     "c32_python_loops_in_step.py": Program(20, "repeating", ("int_results", "numpy_random_math")),
     "c33_large_activations.py": Program(12, "repeating", ("backward", "sgd_momentum")),
+    "c34_kernel_errors.py": Program(
+        40, "branching", ("kernel_error_caught", "sgd_momentum"),
+        "a caught error ends a step early or takes a handler's path (four kinds of error)"),
+    "c35_numpy_shared_memory.py": Program(30, "repeating", ("numpy_shared_memory",)),
 }
 
 

@@ -128,11 +128,11 @@ TEST(CoExecution, TrainingLoopIsBitwiseEqualToEager) {
   EXPECT_EQ(stats.total.fallbacks, 0u);
 }
 
-TEST(CoExecution, RunnerErrorSurfacesAtSync) {
+TEST(CoExecution, ValueCheckedOpRaisesAtTheOp) {
   Engine& engine = fresh_engine();
-  const int region = engine.region("test:error", "error", "test.cpp", 4);
+  const int region = engine.region("test:checked", "checked", "test.cpp", 4);
   at::Tensor table = at::randn({4, 3});
-  // The index is made outside the iteration (a feed): its values only matter on the runner.
+  // The index is made outside the iteration (a feed); `table * 2` is queued before it.
   auto step = [&](const at::Tensor& index) { return at::index_select(table * 2, 0, index); };
   const at::Tensor good = at::full({2}, 1, at::kLong);
   const at::Tensor bad = at::full({2}, 7, at::kLong);
@@ -145,8 +145,7 @@ TEST(CoExecution, RunnerErrorSurfacesAtSync) {
   ASSERT_EQ(engine.phase(region), terra::coexec::Phase::kCoexecuting);
   at::Tensor index = bad.clone();
   engine.begin_iteration(region);
-  step(index);  // out of range: fails on the runner
-  EXPECT_ANY_THROW(engine.sync());
+  EXPECT_ANY_THROW(step(index));  // out of range: raised here, as eager raises it
   engine.abort_iteration();
   index = good.clone();
   engine.begin_iteration(region);
@@ -154,6 +153,36 @@ TEST(CoExecution, RunnerErrorSurfacesAtSync) {
   engine.end_iteration();
   engine.sync();
   EXPECT_TRUE(ok.equal(at::index_select(table * 2, 0, good)));
+}
+
+TEST(CoExecution, RunnerErrorSurfacesAtSync) {
+  Engine& engine = fresh_engine();
+  const int region = engine.region("test:error", "error", "test.cpp", 4);
+  at::Tensor values = at::randn({1, 1, 2, 2});
+  // max_unpool2d has no value check (value_checks.cpp): a bad index fails on the runner.
+  auto step = [&](const at::Tensor& indices) {
+    return at::max_unpool2d(values * 2, indices, {4, 4});
+  };
+  const at::Tensor good = at::arange(4, at::kLong).reshape({1, 1, 2, 2});
+  const at::Tensor bad = good + 100;
+  for (int i = 0; i < 4; ++i) {
+    at::Tensor indices = good.clone();
+    engine.begin_iteration(region);
+    step(indices);
+    engine.end_iteration();
+  }
+  ASSERT_EQ(engine.phase(region), terra::coexec::Phase::kCoexecuting);
+  at::Tensor indices = bad.clone();
+  engine.begin_iteration(region);
+  step(indices);
+  EXPECT_ANY_THROW(engine.sync());
+  engine.abort_iteration();
+  indices = good.clone();
+  engine.begin_iteration(region);
+  at::Tensor ok = step(indices);
+  engine.end_iteration();
+  engine.sync();
+  EXPECT_TRUE(ok.equal(at::max_unpool2d(values * 2, good, {4, 4})));
 }
 
 TEST(CoExecution, BackpressureBoundsQueuedOps) {

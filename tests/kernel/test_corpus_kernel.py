@@ -1,10 +1,11 @@
 """The engine's differential corpus through the Terra kernel (nbclient).
 
-A representative subset of tests/coexec/corpus (ten programs whose training loop is
+A representative subset of tests/coexec/corpus (eleven programs whose training loop is
 a top-level statement, so the script splits naturally into notebook cells: set-up,
 training loop, checksum; together they cover backward, Adam, numpy/random on
 fetched values, `if t.item()` branches, Dropout, BatchNorm, hooks, a caught user
-exception, print(tensor), two optimizers and a caught KeyboardInterrupt). The
+exception, print(tensor), two optimizers, a caught KeyboardInterrupt, and kernel
+errors caught by the program). The
 programs whose loop lives inside a function run under the script tests only.
 
 Each notebook runs the training cell twice (the second run continues training and
@@ -29,7 +30,7 @@ CORPUS_DIR = pathlib.Path(__file__).resolve().parents[1] / "coexec" / "corpus"
 SUBSET = (
     "c01_mlp_sgd.py", "c05_numpy_random_math.py", "c06_item_branch.py",
     "c14_dropout_train_eval.py", "c15_batchnorm.py", "c18_hooks.py", "c22_user_exception.py",
-    "c24_print_tensor.py", "c26_gan.py", "c28_keyboard_interrupt.py",
+    "c24_print_tensor.py", "c26_gan.py", "c28_keyboard_interrupt.py", "c34_kernel_errors.py",
 )
 STATS_CELL = ("import json as _json\nfrom terra import _engine_api as _api\n"
               "print('TERRA-STATS', _json.dumps(_api.stats(), default=str))")

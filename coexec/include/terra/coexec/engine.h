@@ -53,6 +53,11 @@ class Engine {
   // A read that bypasses the dispatcher (numpy(), repr...) is about to happen: syncs when work
   // is pending and counts a fetch of the most recently active region.
   void fetch();
+  // A numpy array now views the memory of the storage at `storage` (a StorageImpl address,
+  // Python's UntypedStorage._cdata), so the program may write it without the dispatcher
+  // until release_exposed(storage) says that array died. Counted per array; any thread.
+  void expose(std::uintptr_t storage);
+  void release_exposed(std::uintptr_t storage);
   // Suspends interception on the calling thread (the engine's own Python-side work, e.g.
   // formatting a tensor after a fetch); returns whether it was on, for resume_interception.
   bool pause_interception();

@@ -1,0 +1,165 @@
+"""Kernels that raise on some values raise where eager raises (coexec/src/value_checks.h).
+
+Each case runs an op on a placeholder (a value the GraphRunner computes) inside a region;
+on two steps its values make the CPU kernel raise, and the program catches the error
+around that op alone. Eager raises inside the `try`; a co-executed op whose kernel raised
+later, on the runner, would surface at the next op, outside it, and fail the test. The
+runs must also match eager's caught errors (type and message) and values, and must have
+co-executed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import terra
+from terra.engine import engine
+from engine_programs import eager_iteration, fresh_engine, region_stats, terra_iteration
+
+STEPS = 12
+BAD_STEPS = (6, 9)
+
+
+def _divisor(bad):
+    return torch.tensor([1, 2, 3, 4, 5, 6 - 6 * bad])
+
+
+# name -> op(h, bad): h is a 6x6 float placeholder; `bad` (0 or 1) makes the kernel raise.
+CASES = {
+    "embedding": lambda h, bad: F.embedding(torch.tensor([1, 2, 5 + bad]), h),
+    "index_select": lambda h, bad: h.index_select(0, torch.tensor([0, 5 + bad])),
+    "gather": lambda h, bad: h.gather(1, torch.tensor([[0], [5 + bad]])),
+    "scatter_add": lambda h, bad: torch.zeros(6, 6).scatter_add(
+        0, torch.tensor([[0, 5 + bad]]), h[:1, :2]),
+    "advanced_index": lambda h, bad: h[torch.tensor([0, -6 - bad])],
+    "index_put_": lambda h, bad: h.clone().index_put_(
+        (torch.tensor([5 + bad]),), torch.tensor(1.0)),
+    "index_reduce": lambda h, bad: h.clone().index_reduce_(
+        0, torch.tensor([0, 5 + bad]), h[:2], "amax"),
+    "multi_margin_loss": lambda h, bad: F.multi_margin_loss(
+        h, torch.tensor([0, 1, 2, 3, 4, 5 + bad])),
+    "take": lambda h, bad: h.take(torch.tensor([35 + bad])),
+    "cross_entropy": lambda h, bad: F.cross_entropy(h, torch.tensor([0, 1, 2, 3, 4, 5 + bad])),
+    "cross_entropy_ignore_index": lambda h, bad: F.cross_entropy(
+        h, torch.tensor([-100, 1, 2, 3, 4, 5 + bad])),
+    "nll_loss2d": lambda h, bad: F.nll_loss(
+        h.reshape(1, 6, 3, 2), torch.tensor([[[0, 1], [2, 3], [4, 5 + bad]]])),
+    "floor_divide": lambda h, bad: (h * 10).long() // _divisor(bad),
+    "remainder": lambda h, bad: (h * 10).long() % _divisor(bad),
+    "fmod": lambda h, bad: torch.fmod((h * 10).long(), _divisor(bad)),
+    "div_floor": lambda h, bad: torch.div((h * 10).long(), _divisor(bad), rounding_mode="floor"),
+    "bernoulli": lambda h, bad: torch.bernoulli(torch.sigmoid(h) * (1 + bad)),
+    "binary_cross_entropy": lambda h, bad: F.binary_cross_entropy(
+        torch.sigmoid(h) * (1 + bad), torch.full((6, 6), 0.5)),
+    "multinomial": lambda h, bad: torch.multinomial(torch.softmax(h, 1) * (1 - bad), 2),
+    "cholesky": lambda h, bad: torch.linalg.cholesky(
+        h @ h.T + (6.0 - 40.0 * bad) * torch.eye(6)),
+    "inv": lambda h, bad: torch.linalg.inv(torch.eye(6) * (1 - bad) + h * 0),
+}
+
+
+def _program(iteration, name):
+    """Returns (caught errors, per-step sums); the op's error is caught around it alone."""
+    op = CASES[name]
+    torch.manual_seed(0)
+    w = torch.randn(6, 6)
+    caught, sums = [], []
+    for step in range(STEPS):
+        with iteration("value-" + name):
+            h = torch.tanh(w * 1.5)
+            try:
+                out = op(h, int(step in BAD_STEPS))
+            except (IndexError, RuntimeError) as error:
+                caught.append((step, type(error).__name__, str(error).splitlines()[0]))
+                out = None
+            # A later op, outside the try: where a deferred kernel error would surface.
+            sums.append(None if out is None else out.double().sum().item())
+            w = w + 0.01
+    terra.sync()
+    return caught, sums
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_kernel_error_is_raised_at_its_op(name):
+    eager = _program(eager_iteration, name)
+    assert [step for step, *_ in eager[0]] == list(BAD_STEPS), "the case must raise"
+    fresh_engine()
+    coexecuted = _program(terra_iteration, name)
+    assert coexecuted == eager
+    stats = region_stats("value-" + name)
+    assert stats["iterations_coexecuted"] >= STEPS // 2, terra.explain()
+
+
+def _training(iteration, with_checks):
+    """An embedding + cross-entropy step whose indices and labels are always in range."""
+    torch.manual_seed(1)
+    embed = torch.nn.Embedding(20, 8)
+    head = torch.nn.Linear(8, 5)
+    params = list(embed.parameters()) + list(head.parameters())
+    opt = torch.optim.SGD(params, lr=0.1)
+    generator = torch.Generator().manual_seed(2)
+    data = [(torch.randint(0, 20, (4, 3), generator=generator),
+             torch.randint(0, 5, (4,), generator=generator)) for _ in range(16)]
+    for tokens, labels in data:
+        with iteration("value-checked-training"):
+            logits = head(embed(tokens).mean(1))
+            loss = F.cross_entropy(logits, labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    terra.sync()
+    return [p.detach().clone() for p in params]
+
+
+@pytest.mark.timeout(60)
+def test_checked_ops_on_fine_values_stay_queued():
+    """The checks read only indices and labels the program made: no fetch, no wait for
+    the logits, the same parameters as eager."""
+    eager = _training(eager_iteration, True)
+    fresh_engine()
+    coexecuted = _training(terra_iteration, True)
+    assert all(torch.equal(a, b) for a, b in zip(coexecuted, eager))
+    stats = region_stats("value-checked-training")
+    assert stats["iterations_coexecuted"] >= 12, terra.explain()
+    assert stats["fetches"] == 0
+    assert stats["fallbacks"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_checks_read_indices_without_waiting_for_what_they_index():
+    """With the runner held and placeholders poisoned, checked ops whose indices and labels
+    the program made, and a boolean mask (which raises on no value), leave the indexed
+    tensor uncomputed: no check waited for it (a wait releases the hold)."""
+    fresh_engine()
+    w = torch.randn(6, 6)
+    tokens, labels = torch.tensor([1, 2, 5]), torch.tensor([0, 1, 2, 3, 4, 5])
+
+    def step():
+        h = torch.tanh(w * 1.5)
+        h[h > 0.9] = 0.0
+        return h, F.embedding(tokens, h), F.cross_entropy(h, labels)
+
+    for _ in range(4):
+        with terra.iteration("no-wait"):
+            step()
+    assert engine.phase(region_stats("no-wait")["id"]) == "coexecuting"
+    engine.configure(poison=True)
+    try:
+        with terra.iteration("no-wait"):
+            engine._core._hold_runner(True)
+            h, _, _ = step()
+            raw = (ctypes.c_float * h.numel()).from_address(torch._C.TensorBase.data_ptr(h))
+            assert all(v != v for v in raw), "a check waited for the indexed tensor"
+    finally:
+        engine._core._hold_runner(False)
+        engine.configure(poison=False)
+        terra.sync()
+    with torch.no_grad():
+        expected = torch.tanh(w * 1.5)
+        expected[expected > 0.9] = 0.0
+    assert torch.equal(h, expected)
