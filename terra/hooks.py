@@ -15,6 +15,13 @@ program may write that memory through it, past the dispatcher, while ops that re
 the GraphRunner. The wrapper tells the engine, for as long as the array lives, and the engine
 then treats that memory like a numpy array's own (docs/architecture.md, "External memory").
 
+Code torch.compile made with Inductor reads its inputs' memory in its own kernels, and calls
+ATen only for the ops it did not fuse: a placeholder there would be read before the runner
+wrote it (a segfault, for CPU placeholders have no memory yet). So a compiled graph's call
+(forward or backward) fetches first and runs with interception paused: to the engine it is
+one eager call, and its outputs are feeds. The hook goes on `CompiledFxGraph.__call__` when
+the program first calls torch.compile, sparing programs that never compile Inductor's import.
+
 The originals stay reachable (`torch._C.TensorBase.data_ptr`), which tests use to show
 what a read that missed its fetch would see (TERRA_DEBUG_POISON=1).
 """
@@ -97,6 +104,24 @@ def _install(owner, name: str, engine, *, pause: bool = False, exposes: bool = F
     HookState.installed.append((owner, name, original))
 
 
+def _install_compiled_graph_hook(engine) -> None:
+    from torch._inductor import output_code  # noqa: PLC0415 (an import of 0.7 s: on demand)
+
+    _install(output_code.CompiledFxGraph, "__call__", engine, pause=True)
+
+
+def _compiling(original, engine):
+    """torch.compile, which first hooks the graphs Inductor will compile."""
+
+    @functools.wraps(original)
+    def compile(*args, **kwargs):
+        _install_compiled_graph_hook(engine)
+        return original(*args, **kwargs)
+
+    compile.__terra_original__ = original
+    return compile
+
+
 def install(engine) -> None:
     """Wraps every bypassing path with a fetch from `engine` (idempotent)."""
     if HookState.installed:
@@ -107,6 +132,9 @@ def install(engine) -> None:
         _install(module, name, engine, pause=name == "save")
     for name in CUDA_FUNCTIONS:
         _install(torch.cuda, name, engine)
+    original_compile = torch.compile
+    torch.compile = _compiling(original_compile, engine)
+    HookState.installed.append((torch, "compile", original_compile))
 
 
 def uninstall() -> None:
