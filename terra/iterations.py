@@ -14,8 +14,9 @@ before and after the iteration; the engine changes them only inside `end_iterati
   is counted by the engine as traced (its rest ran eagerly while tracing), so it is
   "traced" here too, and the counts of records always agree with `terra.stats()`.
 - `fallback` is True when the region's `fallbacks` counter grew during the iteration.
-- `iteration` is the region's number of completed iterations (traced + co-executed)
-  before this one: 0-based, continued across re-runs of a cell and runs of a loop.
+- `iteration` is the region's number of completed iterations (traced, co-executed, or
+  without any tensor op) before this one: 0-based, continued across re-runs of a cell and
+  runs of a loop. An iteration without tensor ops is "traced" (it ran as Python alone).
 - `graph_nodes` is the size of the region's graph after the iteration (0: the loop has
   run no tensor op so far; the kernel's chart ignores such loops).
 - `seconds` is wall time from the begin to the end of the iteration on the Python
@@ -37,7 +38,8 @@ import warnings
 
 __all__ = ["FEED", "IterationFeed", "add_iteration_listener", "remove_iteration_listener"]
 
-_COUNTERS = ("iterations_traced", "iterations_coexecuted", "fallbacks", "graph_nodes")
+_COUNTERS = ("iterations_traced", "iterations_coexecuted", "fallbacks", "graph_nodes",
+             "iterations_without_ops")
 
 
 class IterationFeed:
@@ -73,7 +75,7 @@ class IterationFeed:
             return  # the engine forgot the region (reset inside the iteration)
         coexecuted = after[1] > before[1]
         record = {"region": name, "region_id": region_id, "kind": kind,
-                  "iteration": before[0] + before[1], "seconds": seconds,
+                  "iteration": before[0] + before[1] + before[4], "seconds": seconds,
                   "phase": "coexecuted" if coexecuted else "traced",
                   "fallback": after[2] > before[2], "graph_nodes": after[3]}
         self.deliver(record)
@@ -89,7 +91,7 @@ class IterationFeed:
 
 
 def _region_counters(engine, region_id: int) -> tuple[int, ...] | None:
-    """(iterations_traced, iterations_coexecuted, fallbacks, graph_nodes) of a region."""
+    """The `_COUNTERS` of a region."""
     for entry in engine.stats().get("regions", []):
         if entry.get("id") == region_id:
             return tuple(int(entry.get(key, 0)) for key in _COUNTERS)

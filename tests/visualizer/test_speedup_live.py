@@ -108,6 +108,28 @@ def _step(model, opt, data, target):
     opt.step()
 
 
+def test_an_iteration_without_tensor_ops_takes_its_own_number():
+    """Every finished iteration gets the next number, one that ran no tensor op too (the
+    engine counts it apart: iterations_without_ops)."""
+    region = "test_speedup_live.without_ops"
+    records = []
+    terra.add_iteration_listener(records.append)
+    try:
+        torch.manual_seed(2)
+        w = torch.randn(4, 4)
+        for step in range(8):
+            with terra.iteration(region):
+                if step != 5:
+                    w = torch.tanh(w @ w)
+        terra.sync()
+    finally:
+        terra.remove_iteration_listener(records.append)
+    assert [r["iteration"] for r in records] == list(range(8))
+    assert records[5]["phase"] == "traced"
+    stats = next(r for r in terra.stats()["regions"] if r["name"] == region)
+    assert stats["iterations_without_ops"] == 1
+
+
 def test_listener_gets_one_record_per_iteration_matching_the_stats():
     region = "test_speedup_live.explicit"
     records = []
