@@ -4,6 +4,7 @@
 #include <string>
 
 #include "kernel/interpreter.hpp"
+#include "kernel/interrupt.hpp"
 #include "kernel/native_module.hpp"
 
 namespace terra::kernel {
@@ -18,6 +19,7 @@ std::string request_input(const std::string& prompt, bool password) {
   std::string failure;
   {
     py::gil_scoped_release release;
+    interrupt::stdin_wait_scope waiting;
     try {
       interp.input_request(prompt, password);
     } catch (const std::exception& e) {

@@ -32,6 +32,16 @@ class executing_scope {
 // True while an executing_scope is open.
 bool is_executing();
 
+// Marks the main thread as blocked on a stdin reply, which only a signal arriving during
+// the receive wakes: an interrupt meanwhile re-signals until the scope closes. Main thread.
+class stdin_wait_scope {
+ public:
+  stdin_wait_scope();
+  ~stdin_wait_scope();
+  stdin_wait_scope(const stdin_wait_scope&) = delete;
+  stdin_wait_scope& operator=(const stdin_wait_scope&) = delete;
+};
+
 // Interrupts the running cell from any thread (control channel's interrupt_request):
 // delivers SIGINT to the main thread so that blocking calls (time.sleep, input) wake up.
 // Does nothing between cells.

@@ -58,15 +58,19 @@ def test_interrupt_between_cells_is_ignored(kernel, how):
     assert result.stream() == "42\n"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_interrupt_during_input_request(kernel):
-    msg_id = kernel.execute("answer = input('say: ')", allow_stdin=True)
-    request = kernel.kc.get_stdin_msg(timeout=30)
-    assert request["content"]["prompt"] == "say: "
-    kernel.interrupt_with_message()
-    result = kernel.collect(msg_id, timeout=30)
-    assert result.reply["content"]["ename"] == "KeyboardInterrupt"
-    assert kernel.run("print('alive')").stream() == "alive\n"
+    # The interrupt is sent as soon as the request arrives: it often lands before the kernel
+    # blocks on the reply (it did in about 1 run in 15, and the cell then hung); repeated to
+    # meet that window.
+    for attempt in range(12):
+        msg_id = kernel.execute("answer = input('say: ')", allow_stdin=True)
+        request = kernel.kc.get_stdin_msg(timeout=30)
+        assert request["content"]["prompt"] == "say: "
+        kernel.interrupt_with_message()
+        result = kernel.collect(msg_id, timeout=8)
+        assert result.reply["content"]["ename"] == "KeyboardInterrupt", attempt
+        assert kernel.run("print('alive')").stream() == "alive\n"
 
 
 @pytest.mark.timeout(90)
