@@ -3,6 +3,7 @@
 // concept: op_handling.cpp (every intercepted op), call_identity.cpp, tracing.cpp,
 // coexecution.cpp, fallback.cpp, iterations.cpp; the GraphRunner in graph_runner.cpp.
 #include <nlohmann/json.hpp>
+#include <pthread.h>
 
 #include "engine_impl.h"
 #include "interceptor.h"
@@ -37,11 +38,24 @@ Counters& Counters::operator+=(const Counters& other) {
   return *this;
 }
 
+namespace {
+
+// A fork copies memory, not threads. The parent first waits until the GraphRunner ran every
+// queued op, so that the child's copy holds the values eager would have (a fork reads all
+// memory); the child, which has no runner, runs every op eagerly from then on (a DataLoader
+// worker, a multiprocessing.Process started inside the loop).
+void before_fork() { Engine::instance().impl().wait_runner_idle(); }
+
+void in_forked_child() { Engine::instance().impl().disable_after_fork(); }
+
+}  // namespace
+
 Engine& Engine::instance() {
   // Never destroyed: the runner thread must outlive every static that may still issue ops.
   static Engine* engine = [] {
     auto* created = new Engine();
     install_interceptor();
+    pthread_atfork(before_fork, nullptr, in_forked_child);
     return created;
   }();
   return *engine;
@@ -120,6 +134,16 @@ void Engine::set_enabled(bool enabled) {
 }
 
 bool Engine::is_enabled() const { return impl_->config.enabled; }
+
+void Engine::Impl::wait_runner_idle() {
+  // Any thread may fork: only the runner's own thread-safe wait, no engine state.
+  runner.wait_idle();
+}
+
+void Engine::Impl::disable_after_fork() {
+  config.enabled = false;  // iterations begin inactive: no interception, no runner
+  set_intercepting(false);
+}
 
 void Engine::reset() {
   impl_->sync();

@@ -147,6 +147,11 @@ struct Engine::Impl {
   PendingAccesses pending_accesses;  // by queued ops, across iterations until a sync
   ExposedStorages exposed;           // viewed by numpy arrays (external_memory.h)
 
+  // Fork handlers (engine.cpp): the parent waits for every queued op (any thread); the
+  // child, which has no runner thread, runs every op eagerly from then on.
+  void wait_runner_idle();
+  void disable_after_fork();
+
  private:
   bool build_call(const OpInfo& info, const torch::jit::Stack& stack, Iteration& it,
                   CallView* call);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace terra::coexec {
 namespace {
@@ -31,23 +32,39 @@ bool needs_explicit_kernel(const c10::OperatorHandle& op) {
          op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
 }
 
+// A sparse tensor in an iteration dispatches to SparsePrivateUse1 (the included key's backend
+// bit), where a CompositeExplicitAutograd kernel would run its dense decomposition
+// (AccumulateGrad's clone of a sparse gradient: empty_like + copy_, "Cannot access storage
+// of SparseTensorImpl"). The interception kernel there runs the op eagerly, as SparseCPU.
+bool needs_sparse_kernel(const c10::OperatorHandle& op) {
+  if (!op.hasSchema()) return false;
+  if (op.hasKernelForDispatchKey(c10::DispatchKey::SparsePrivateUse1)) return false;
+  return op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd) ||
+         op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
+}
+
 void register_explicit_kernels() {
-  // One IMPL library per namespace; kept alive for the life of the process.
-  static std::map<std::string, std::unique_ptr<torch::Library>> libraries;
-  for (const c10::OperatorName& name : c10::Dispatcher::singleton().getAllOpNames()) {
-    auto op = c10::Dispatcher::singleton().findOp(name);
-    if (!op || !needs_explicit_kernel(*op)) continue;
+  // One IMPL library per namespace and key; kept alive for the life of the process.
+  static std::map<std::pair<std::string, c10::DispatchKey>, std::unique_ptr<torch::Library>>
+      libraries;
+  auto impl = [](const c10::OperatorName& name, c10::DispatchKey key) {
     const auto ns = name.getNamespace();
-    if (!ns) continue;
+    if (!ns) return;
     std::string ns_name(*ns);
-    auto& library = libraries[ns_name];
+    auto& library = libraries[{ns_name, key}];
     if (!library) {
-      library = std::make_unique<torch::Library>(torch::Library::IMPL, ns_name,
-                                                 c10::DispatchKey::PrivateUse1, __FILE__, __LINE__);
+      library = std::make_unique<torch::Library>(torch::Library::IMPL, ns_name, key, __FILE__,
+                                                 __LINE__);
     }
     std::string qualified = name.name;
     if (!name.overload_name.empty()) qualified += "." + name.overload_name;
     library->impl(qualified.c_str(), torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+  };
+  for (const c10::OperatorName& name : c10::Dispatcher::singleton().getAllOpNames()) {
+    auto op = c10::Dispatcher::singleton().findOp(name);
+    if (!op) continue;
+    if (needs_explicit_kernel(*op)) impl(name, c10::DispatchKey::PrivateUse1);
+    if (needs_sparse_kernel(*op)) impl(name, c10::DispatchKey::SparsePrivateUse1);
   }
 }
 
@@ -59,6 +76,22 @@ void install_interceptor() {
     static torch::Library fallback(torch::Library::IMPL, "_", c10::DispatchKey::PrivateUse1,
                                    __FILE__, __LINE__);
     fallback.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+    // With PrivateUse1 in the included set, a factory of a sparse, sparse-compressed,
+    // nested or quantized tensor dispatches to that functionality's PrivateUse1 key, where
+    // nothing else is registered ("Could not run ... SparsePrivateUse1"): the same fallback
+    // answers there, and the engine runs such ops eagerly (tensor_supported).
+    static torch::Library sparse(torch::Library::IMPL, "_", c10::DispatchKey::SparsePrivateUse1,
+                                 __FILE__, __LINE__);
+    sparse.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+    static torch::Library sparse_csr(torch::Library::IMPL, "_",
+                                     c10::DispatchKey::SparseCsrPrivateUse1, __FILE__, __LINE__);
+    sparse_csr.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+    static torch::Library nested(torch::Library::IMPL, "_",
+                                 c10::DispatchKey::NestedTensorPrivateUse1, __FILE__, __LINE__);
+    nested.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+    static torch::Library quantized(torch::Library::IMPL, "_",
+                                    c10::DispatchKey::QuantizedPrivateUse1, __FILE__, __LINE__);
+    quantized.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
     register_explicit_kernels();
   });
 }

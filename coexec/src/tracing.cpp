@@ -77,6 +77,10 @@ graph::OutputInfo describe_output(const at::Tensor& out, c10::ArrayRef<at::Tenso
 
 // An output as the trace records it.
 graph::OutputInfo traced_output(const at::Tensor& out, c10::ArrayRef<at::Tensor> inputs) {
+  // A sparse, nested or quantized result (from dense inputs: sparse_coo_tensor, a nested
+  // tensor from a mask): no placeholder can stand for it, so its node runs eagerly
+  // (any_unsupported below) and its metadata is not kept.
+  if (out.defined() && !tensor_supported(out)) return undefined_output();
   graph::OutputInfo output = describe_output(out, inputs);
   if (output.alias != graph::AliasKind::kFresh) {
     // Views and in-place results are never made from the record (views run for real), and
@@ -84,6 +88,13 @@ graph::OutputInfo traced_output(const at::Tensor& out, c10::ArrayRef<at::Tensor>
     output.meta.storage_offset = 0;
   }
   return output;
+}
+
+bool any_unsupported(const std::vector<at::Tensor>& outputs) {
+  for (const at::Tensor& out : outputs) {
+    if (!tensor_supported(out)) return true;
+  }
+  return false;
 }
 
 // The sizes of an op's inputs before it ran, when it writes one: an op that resizes an input
@@ -136,7 +147,8 @@ bool Engine::Impl::trace_as_followed(const OpInfo& info, const c10::OperatorHand
     outputs_differ = traced_output(outs[k], inputs) != node->outputs[k];
   }
   const std::uint32_t step = it.step++;
-  it.trace.append_followed(node->id, info.op_class == OpClass::kFetch, outputs_differ);
+  it.trace.append_followed(node->id, info.op_class == OpClass::kFetch || any_unsupported(outs),
+                           outputs_differ);
   register_outputs(*stack, step, it);
   return true;
 }
@@ -180,7 +192,7 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
   }
   record.flags.is_inplace = info.mutates;
   record.flags.is_random = info.is_random;
-  record.flags.is_fetch = info.op_class == OpClass::kFetch;
+  record.flags.is_fetch = info.op_class == OpClass::kFetch || any_unsupported(outs);
   record.flags.data_dependent_shape =
       info.data_dependent || resized ||
       (call.bool_index && info.name.qualified() == "aten::index.Tensor");
