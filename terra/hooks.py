@@ -37,6 +37,10 @@ import torch
 TENSOR_METHODS = (
     "numpy", "tolist", "__array__", "__dlpack__", "__repr__", "__format__", "data_ptr",
     "untyped_storage", "storage", "_typed_storage", "__reduce_ex__", "__deepcopy__",
+    # Python callbacks over the elements, in C: they read (and write) memory directly.
+    "apply_", "map_", "map2_",
+    # Composites that read a tensor argument's memory in C++ (split points, lengths).
+    "tensor_split",
 )
 # Methods that format: their internals issue ops, which are not the program's own.
 FORMATTING = frozenset({"__repr__", "__format__"})
@@ -51,6 +55,25 @@ FUNCTIONS = (
     (torch, "get_rng_state"), (torch.random, "get_rng_state"),
     (torch, "set_rng_state"), (torch.random, "set_rng_state"),
     (torch.utils.dlpack, "to_dlpack"),
+    # Composites that read a tensor argument's memory in C++ (split points, lengths).
+    (torch, "tensor_split"), (torch, "ctc_loss"), (torch.nn.functional, "ctc_loss"),
+    (torch.nn.utils.rnn, "pad_packed_sequence"),
+)
+# Settings that kernels read when they run, not when they are queued: a change first waits
+# for the queued ops (issued under the old setting), and the runner then follows the
+# program's thread count and denormal mode (terra.engine: settings_changed). The default
+# dtype is also part of each op's identity in the graph.
+SETTINGS = (
+    (torch, "set_num_threads"), (torch, "set_default_dtype"), (torch, "set_default_tensor_type"),
+    (torch, "set_flush_denormal"), (torch, "use_deterministic_algorithms"),
+    (torch, "set_float32_matmul_precision"),
+    (torch._C, "_set_mkldnn_enabled"), (torch._C, "_set_mkldnn_deterministic"),
+    (torch._C, "_set_onednn_allow_tf32"), (torch._C, "_set_fp32_precision_setter"),
+    (torch._C, "_set_deterministic_algorithms"), (torch._C, "_set_float32_matmul_precision"),
+    (torch._C, "_set_cudnn_enabled"), (torch._C, "_set_cudnn_benchmark"),
+    (torch._C, "_set_cudnn_deterministic"), (torch._C, "_set_cudnn_allow_tf32"),
+    (torch._C, "_set_cublas_allow_tf32"), (torch._C, "_set_sdp_use_math"),
+    (torch._C, "_set_sdp_use_flash"), (torch._C, "_set_sdp_use_mem_efficient"),
 )
 CUDA_FUNCTIONS = (
     "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all",
@@ -104,6 +127,32 @@ def _install(owner, name: str, engine, *, pause: bool = False, exposes: bool = F
     HookState.installed.append((owner, name, original))
 
 
+def _changing_setting(original, engine, name: str):
+    """`original` (a setter), after a fetch; then the runner follows the new setting."""
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        if engine.pending():
+            engine.fetch()
+        result = original(*args, **kwargs)
+        flush = -1
+        if name == "set_flush_denormal" and args:
+            flush = int(bool(args[0]))
+        engine.settings_changed(flush)
+        return result
+
+    wrapper.__terra_original__ = original
+    return wrapper
+
+
+def _install_setting(owner, name: str, engine) -> None:
+    original = getattr(owner, name, None)
+    if original is None or hasattr(original, "__terra_original__"):
+        return
+    setattr(owner, name, _changing_setting(original, engine, name))
+    HookState.installed.append((owner, name, original))
+
+
 def _install_compiled_graph_hook(engine) -> None:
     from torch._inductor import output_code  # noqa: PLC0415 (an import of 0.7 s: on demand)
 
@@ -132,6 +181,8 @@ def install(engine) -> None:
         _install(module, name, engine, pause=name == "save")
     for name in CUDA_FUNCTIONS:
         _install(torch.cuda, name, engine)
+    for owner, name in SETTINGS:
+        _install_setting(owner, name, engine)
     original_compile = torch.compile
     torch.compile = _compiling(original_compile, engine)
     HookState.installed.append((torch, "compile", original_compile))

@@ -44,6 +44,8 @@ import threading
 import time
 import weakref
 
+import torch
+
 from terra import _engine_api
 from terra.iterations import FEED
 from terra.loops import RUNTIME_NAME
@@ -123,6 +125,11 @@ class LoopRun:
         self.policy.abort(self)
 
 
+def _is_compiling() -> bool:
+    """True while torch.compile traces (Dynamo reads this as a constant and drops the rest)."""
+    return torch.compiler.is_compiling()
+
+
 class ModulePathHooks:
     """Global nn.Module forward pre/post hooks feeding the engine the current module path."""
 
@@ -173,6 +180,8 @@ class ModulePathHooks:
         return name
 
     def _enter(self, module, args) -> None:
+        if _is_compiling():
+            return  # torch.compile traces module calls, hooks included: keep them out
         if self._stack:
             parent, parent_path = self._stack[-1]
             path = f"{parent_path}/{self._child_name(parent, module)}"
@@ -182,6 +191,8 @@ class ModulePathHooks:
         self._set_path(path)
 
     def _leave(self, module, args, output) -> None:
+        if _is_compiling():
+            return
         if self._stack and self._stack[-1][0] is module:
             self._stack.pop()
             self._set_path(self._stack[-1][1] if self._stack else "")

@@ -118,6 +118,11 @@ def run(script: str, args: list[str]) -> int:
     sys.path[0] = os.path.dirname(os.path.realpath(path))  # symlinks resolved, as CPython does
     try:
         exec(code, module.__dict__)
+        # Work still queued may fail (a kernel error on values that no check foresaw): that
+        # error ends the program as the op's own would have, not silently at exit.
+        engine = _engine_api.get()
+        if engine is not None:
+            engine.sync()
     except SystemExit:
         raise
     except BaseException as error:  # noqa: BLE001 (report exactly as Python would)

@@ -75,11 +75,11 @@ bool scalar_arg(const c10::IValue& value, graph::Arg* arg) {
 
 }  // namespace
 
-std::uint64_t identity_context(const OpInfo& info) {
+std::uint64_t identity_context(const OpInfo& /*info*/) {
   std::uint64_t context = c10::GradMode::is_enabled() ? 1 : 0;
-  if (!info.has_tensor_args) {
-    context |= static_cast<std::uint64_t>(c10::get_default_dtype_as_scalartype()) + 1 << 8;
-  }
+  // Factories, and ops that promote integers to floats (int / int, sqrt of an int), take
+  // their result's dtype from the default dtype: a change makes other nodes.
+  context |= static_cast<std::uint64_t>(c10::get_default_dtype_as_scalartype()) + 1 << 8;
   return context;
 }
 

@@ -2,6 +2,7 @@
 // configuration, regions, stats and graph JSON. The work lives in Engine::Impl, one file per
 // concept: op_handling.cpp (every intercepted op), call_identity.cpp, tracing.cpp,
 // coexecution.cpp, fallback.cpp, iterations.cpp; the GraphRunner in graph_runner.cpp.
+#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 #include <pthread.h>
 
@@ -116,6 +117,11 @@ void Engine::expose(std::uintptr_t storage) {
 
 void Engine::release_exposed(std::uintptr_t storage) {
   impl_->exposed.release(reinterpret_cast<c10::StorageImpl*>(storage));
+}
+
+void Engine::settings_changed(int flush_denormal) {
+  impl_->runner.set_num_threads(at::get_num_threads());
+  if (flush_denormal >= 0) impl_->runner.set_flush_denormal(flush_denormal == 1);
 }
 
 bool Engine::pause_interception() {

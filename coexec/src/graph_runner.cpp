@@ -1,6 +1,7 @@
 // GraphRunner: executes confirmed ops on its own thread (see graph_runner.h).
 #include "graph_runner.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/copy_ops.h>
 #include <c10/core/Allocator.h>
@@ -584,6 +585,7 @@ bool GraphRunner::wait_for_work(std::unique_lock<std::mutex>& lock) {
 void GraphRunner::loop() {
   int current_threads = -1;
   std::unique_lock<std::mutex> lock(mutex_, std::defer_lock);
+  int current_flush_denormal = -1;
   while (wait_for_work(lock)) {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);
     WorkItem& item = slots_[head % kCapacity];
@@ -593,6 +595,11 @@ void GraphRunner::loop() {
     if (wanted > 0 && wanted != current_threads) {
       at::set_num_threads(wanted);  // OpenMP thread counts are per thread
       current_threads = wanted;
+    }
+    const int flush = wanted_flush_denormal_.load(std::memory_order_relaxed);
+    if (flush >= 0 && flush != current_flush_denormal) {
+      at::globalContext().setFlushDenormal(flush == 1);  // sets this thread's MXCSR
+      current_flush_denormal = flush;
     }
     double seconds = 0;
     std::exception_ptr error;

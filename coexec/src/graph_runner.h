@@ -201,6 +201,8 @@ class GraphRunner {
   void set_hold(bool hold);
   // The intra-op thread count the runner should use (the Python thread's, DESIGN §4).
   void set_num_threads(int threads) { wanted_threads_.store(threads); }
+  // Flush-to-zero of denormals is a per-thread CPU mode: the runner takes the program's.
+  void set_flush_denormal(bool on) { wanted_flush_denormal_.store(on ? 1 : 0); }
   // Seconds spent executing ops of `region`, and the per-node times measured since the last
   // call (both drained by the engine thread).
   double busy_seconds(int region);
@@ -273,6 +275,7 @@ class GraphRunner {
   // Written rarely.
   alignas(64) std::atomic<bool> failed_{false};
   std::atomic<int> wanted_threads_{0};
+  std::atomic<int> wanted_flush_denormal_{-1};  // -1: never set
   std::exception_ptr error_;
   bool stop_ = false;
   std::atomic<bool> hold_{false};

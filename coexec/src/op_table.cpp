@@ -17,6 +17,8 @@ const std::unordered_set<std::string_view>& data_dependent_ops() {
       "aten::_unique",       "aten::_unique2",           "aten::unique_dim_consecutive",
       "aten::masked_select", "aten::repeat_interleave",  "aten::bincount",
       "aten::argwhere",      "aten::nonzero_numpy",
+      // Packed sequences: the sizes follow the lengths' values.
+      "aten::_pack_padded_sequence", "aten::_pad_packed_sequence",
   };
   return ops;
 }
@@ -100,7 +102,15 @@ bool mentions_generator(const c10::TypePtr& type) {
   return false;
 }
 
+// An operator outside ATen (torch.library.custom_op, an extension's TORCH_LIBRARY) may have
+// a Python kernel: on the GraphRunner it would need the GIL and run the program's Python out
+// of order (a `.numpy()` in it waited on the runner itself). It runs at once, in order.
+bool is_builtin(std::string_view name) {
+  return name.rfind("aten::", 0) == 0 || name.rfind("prims::", 0) == 0;
+}
+
 OpClass classify(const OpInfo& info, std::string_view name, const c10::FunctionSchema& schema) {
+  if (!is_builtin(name)) return OpClass::kFetch;
   if (metadata_mutating_ops().count(name)) return OpClass::kFetch;
   if (is_check_only_op(name)) return OpClass::kFetch;  // raises where eager raises
   if (inplace_view_ops().count(name)) return OpClass::kPythonSide;

@@ -215,6 +215,30 @@ bool outside_unit_interval(const at::Tensor& tensor) {
   return false;
 }
 
+// Any value below zero, NaN included.
+bool any_negative_or_nan(const at::Tensor& tensor) {
+  if (!tensor.is_cpu()) return false;
+  const at::Tensor values = as_double(tensor);
+  const double* data = values.const_data_ptr<double>();
+  for (std::int64_t i = 0, n = values.numel(); i < n; ++i) {
+    if (!(data[i] >= 0.0)) return true;
+  }
+  return false;
+}
+
+// normal(mean, std): a standard deviation below zero (a tensor or a float).
+bool negative_deviation(OpArguments args) {
+  if (args.size() < 2) return true;
+  if (args[1].isDouble()) return !(args[1].toDouble() >= 0.0);
+  return is_defined_tensor(args[1]) && any_negative_or_nan(args[1].toTensor());
+}
+
+// poisson(rates): a rate below zero.
+bool negative_rate(OpArguments args) {
+  if (args.empty() || !is_defined_tensor(args[0])) return true;
+  return any_negative_or_nan(args[0].toTensor());
+}
+
 // bernoulli with a probability tensor (or float p).
 bool probability_out_of_range(OpArguments args) {
   if (args.size() > 1 && args[1].isDouble()) {
@@ -307,6 +331,8 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
       {"aten::bernoulli_", {bernoulli_probabilities, probability_out_of_range}},
       {"aten::binary_cross_entropy", {argument<0>, input_not_probabilities}},
       {"aten::multinomial", {argument<0>, invalid_distribution}},
+      {"aten::normal", {argument<1>, negative_deviation}},
+      {"aten::poisson", {argument<0>, negative_rate}},
   };
   return table;
 }

@@ -248,6 +248,8 @@ void bind_engine(py::module_& m) {
            "A numpy array views the storage at this address (UntypedStorage._cdata).")
       .def("release_exposed", &Engine::release_exposed, py::arg("storage"),
            "That numpy array died.")
+      .def("settings_changed", &Engine::settings_changed, py::arg("flush_denormal") = -1,
+           "A setting kernels read changed (after a sync): the runner follows it.")
       .def("pause_interception", &Engine::pause_interception)
       .def("resume_interception", &Engine::resume_interception, py::arg("was_on"))
       .def("stats", [](const Engine& e) { return stats_dict(e.stats()); })

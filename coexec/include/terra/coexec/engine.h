@@ -58,6 +58,10 @@ class Engine {
   // until release_exposed(storage) says that array died. Counted per array; any thread.
   void expose(std::uintptr_t storage);
   void release_exposed(std::uintptr_t storage);
+  // A setting that kernels read when they run changed on the program's thread, after a
+  // sync (terra/hooks.py): the GraphRunner takes the program's intra-op thread count again,
+  // and its denormal mode when `flush_denormal` is 0 or 1 (-1: unchanged).
+  void settings_changed(int flush_denormal);
   // Suspends interception on the calling thread (the engine's own Python-side work, e.g.
   // formatting a tensor after a fetch); returns whether it was on, for resume_interception.
   bool pause_interception();
