@@ -50,10 +50,14 @@ def _run(program, name):
     return eager, coexecuted, region_stats(name)
 
 
-def _assert_same(eager, coexecuted):
+def _assert_coexecuted_as_eager(program, name) -> dict:
+    """Runs `program` both ways; asserts equal results and co-execution; returns the stats."""
+    eager, coexecuted, stats = _run(program, name)
     assert len(eager) == len(coexecuted)
     for a, b in zip(eager, coexecuted):
         assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+    assert stats["iterations_coexecuted"] >= STEPS // 2, terra.explain()
+    return stats
 
 
 def _refilled_buffer(iteration):
@@ -74,9 +78,7 @@ def _refilled_buffer(iteration):
 
 @pytest.mark.timeout(60)
 def test_a_refilled_numpy_buffer_is_read_as_eager_reads_it():
-    eager, coexecuted, stats = _run(_refilled_buffer, "refilled")
-    _assert_same(eager, coexecuted)
-    assert stats["iterations_coexecuted"] >= STEPS // 2, terra.explain()
+    stats = _assert_coexecuted_as_eager(_refilled_buffer, "refilled")
     assert stats["fetches"] == 0  # small: copied for the runner, not run at once
 
 
@@ -98,9 +100,7 @@ def _written_within_an_iteration(iteration):
 
 @pytest.mark.timeout(60)
 def test_a_buffer_written_between_two_ops_of_an_iteration():
-    eager, coexecuted, stats = _run(_written_within_an_iteration, "within")
-    _assert_same(eager, coexecuted)
-    assert stats["iterations_coexecuted"] >= STEPS // 2, terra.explain()
+    _assert_coexecuted_as_eager(_written_within_an_iteration, "within")
 
 
 def _large_buffer(iteration):
@@ -117,9 +117,7 @@ def _large_buffer(iteration):
 
 @pytest.mark.timeout(60)
 def test_a_large_buffer_is_read_at_once():
-    eager, coexecuted, stats = _run(_large_buffer, "large")
-    _assert_same(eager, coexecuted)
-    assert stats["iterations_coexecuted"] >= STEPS // 2, terra.explain()
+    stats = _assert_coexecuted_as_eager(_large_buffer, "large")
     assert stats["fetches"] >= stats["iterations_coexecuted"]
 
 
@@ -138,9 +136,7 @@ def _numpy_view_kept(iteration):
 
 @pytest.mark.timeout(60)
 def test_memory_written_through_a_numpy_view_is_read_as_eager_reads_it():
-    eager, coexecuted, stats = _run(_numpy_view_kept, "view")
-    _assert_same(eager, coexecuted)
-    assert stats["iterations_coexecuted"] >= STEPS // 2, terra.explain()
+    _assert_coexecuted_as_eager(_numpy_view_kept, "view")
 
 
 def _inplace_on_numpy_memory(iteration):
