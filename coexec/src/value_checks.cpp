@@ -170,6 +170,21 @@ bool margin_target_out_of_range(OpArguments args) {
   return any_outside(args[Self + 1].toTensor(), 0, classes);
 }
 
+bool is_integral(const c10::IValue& value);
+
+// The divisor of an integer division (a float division raises on no value, and its divisor
+// must not be waited for: `x / x.sum()` would lose its overlap).
+void integer_divisor(OpArguments args, Visit visit) {
+  if (args.size() < 2 || !is_integral(args[0]) || !is_integral(args[1])) return;
+  visit_tensors(args[1], visit);
+}
+
+// div's divisor, when it rounds (true division of integers gives floats).
+void rounding_divisor(OpArguments args, Visit visit) {
+  if (args.size() < 3 || !args[2].isString()) return;
+  integer_divisor(args, visit);
+}
+
 bool is_integral(const c10::IValue& value) {
   if (value.isTensor()) return c10::isIntegralType(value.toTensor().scalar_type(), true);
   return value.isInt() || value.isBool() ||
@@ -284,7 +299,7 @@ bool invalid_distribution(OpArguments args) {
 
 const std::unordered_map<std::string_view, ValueCheck>& checks() {
   static const ValueCheck kIndexAlongDim{argument<2>, index_along_dim_out_of_range};
-  static const ValueCheck kIntegerDivision{argument<1>, integer_division_by_zero};
+  static const ValueCheck kIntegerDivision{integer_divisor, integer_division_by_zero};
   static const ValueCheck kAdvancedIndex{integer_indices, advanced_index_out_of_range};
   static const ValueCheck kFlatIndex{argument<1>, flat_index_out_of_range};
   static const std::unordered_map<std::string_view, ValueCheck> table = {
@@ -325,8 +340,8 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
       {"aten::remainder_", kIntegerDivision},
       {"aten::fmod", kIntegerDivision},
       {"aten::fmod_", kIntegerDivision},
-      {"aten::div", {argument<1>, rounding_division_by_zero}},
-      {"aten::div_", {argument<1>, rounding_division_by_zero}},
+      {"aten::div", {rounding_divisor, rounding_division_by_zero}},
+      {"aten::div_", {rounding_divisor, rounding_division_by_zero}},
       {"aten::bernoulli", {bernoulli_probabilities, probability_out_of_range}},
       {"aten::bernoulli_", {bernoulli_probabilities, probability_out_of_range}},
       {"aten::binary_cross_entropy", {argument<0>, input_not_probabilities}},

@@ -133,8 +133,8 @@ def test_checked_ops_on_fine_values_stay_queued():
 @pytest.mark.timeout(60)
 def test_checks_read_indices_without_waiting_for_what_they_index():
     """With the runner held and placeholders poisoned, checked ops whose indices and labels
-    the program made, and a boolean mask (which raises on no value), leave the indexed
-    tensor uncomputed: no check waited for it (a wait releases the hold)."""
+    the program made, a boolean mask and float divisions (which raise on no value) leave
+    the indexed tensor uncomputed: no check waited for it (a wait releases the hold)."""
     fresh_engine()
     w = torch.randn(6, 6)
     tokens, labels = torch.tensor([1, 2, 5]), torch.tensor([0, 1, 2, 3, 4, 5])
@@ -142,7 +142,8 @@ def test_checks_read_indices_without_waiting_for_what_they_index():
     def step():
         h = torch.tanh(w * 1.5)
         h[h > 0.9] = 0.0
-        return h, F.embedding(tokens, h), F.cross_entropy(h, labels)
+        ratio = h / (h.sum() + 10.0) + h % 0.5  # float divisions: no value to check
+        return h, F.embedding(tokens, ratio), F.cross_entropy(h, labels)
 
     for _ in range(4):
         with terra.iteration("no-wait"):
