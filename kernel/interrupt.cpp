@@ -21,8 +21,8 @@ std::atomic<bool> g_installed{false};
 // re-signalling thread an interrupt starts while one is open.
 std::mutex g_wait_mutex;
 std::condition_variable g_wait_changed;
-bool g_waiting = false;           // guarded by g_wait_mutex
-bool g_resignalling = false;      // guarded by g_wait_mutex
+bool g_waiting = false;       // guarded by g_wait_mutex
+bool g_resignalling = false;  // guarded by g_wait_mutex
 constexpr auto kResignalEvery = std::chrono::milliseconds(50);
 constexpr int kMaxResignals = 200;  // 10 s: a receive that never wakes is given up on
 

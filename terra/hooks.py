@@ -95,11 +95,21 @@ def _expose(engine, tensor, array) -> None:
     finalizer.atexit = False
 
 
+def _replace(owner, name: str, wrap) -> None:
+    """Replaces `owner.name` by `wrap(original)` once (the original stays reachable)."""
+    original = getattr(owner, name, None)
+    if original is None or hasattr(original, "__terra_original__"):
+        return
+    wrapper = functools.wraps(original)(wrap(original))
+    wrapper.__terra_original__ = original
+    setattr(owner, name, wrapper)
+    HookState.installed.append((owner, name, original))
+
+
 def _fetching(original, engine, *, pause: bool, exposes: bool = False):
     """`original`, preceded by a fetch (and with interception paused when `pause`; its result
     registered as a view of the tensor's memory when `exposes`)."""
 
-    @functools.wraps(original)
     def wrapper(*args, **kwargs):
         if engine.pending():
             engine.fetch()
@@ -115,42 +125,26 @@ def _fetching(original, engine, *, pause: bool, exposes: bool = False):
         finally:
             engine.resume_interception(was_on)
 
-    wrapper.__terra_original__ = original
     return wrapper
 
 
 def _install(owner, name: str, engine, *, pause: bool = False, exposes: bool = False) -> None:
-    original = getattr(owner, name, None)
-    if original is None or hasattr(original, "__terra_original__"):
-        return
-    setattr(owner, name, _fetching(original, engine, pause=pause, exposes=exposes))
-    HookState.installed.append((owner, name, original))
+    _replace(owner, name, lambda original: _fetching(original, engine, pause=pause,
+                                                     exposes=exposes))
 
 
 def _changing_setting(original, engine, name: str):
     """`original` (a setter), after a fetch; then the runner follows the new setting."""
 
-    @functools.wraps(original)
     def wrapper(*args, **kwargs):
         if engine.pending():
             engine.fetch()
         result = original(*args, **kwargs)
-        flush = -1
-        if name == "set_flush_denormal" and args:
-            flush = int(bool(args[0]))
+        flush = int(bool(args[0])) if name == "set_flush_denormal" and args else -1
         engine.settings_changed(flush)
         return result
 
-    wrapper.__terra_original__ = original
     return wrapper
-
-
-def _install_setting(owner, name: str, engine) -> None:
-    original = getattr(owner, name, None)
-    if original is None or hasattr(original, "__terra_original__"):
-        return
-    setattr(owner, name, _changing_setting(original, engine, name))
-    HookState.installed.append((owner, name, original))
 
 
 def _install_compiled_graph_hook(engine) -> None:
@@ -162,12 +156,10 @@ def _install_compiled_graph_hook(engine) -> None:
 def _compiling(original, engine):
     """torch.compile, which first hooks the graphs Inductor will compile."""
 
-    @functools.wraps(original)
     def compile(*args, **kwargs):
         _install_compiled_graph_hook(engine)
         return original(*args, **kwargs)
 
-    compile.__terra_original__ = original
     return compile
 
 
@@ -182,10 +174,9 @@ def install(engine) -> None:
     for name in CUDA_FUNCTIONS:
         _install(torch.cuda, name, engine)
     for owner, name in SETTINGS:
-        _install_setting(owner, name, engine)
-    original_compile = torch.compile
-    torch.compile = _compiling(original_compile, engine)
-    HookState.installed.append((torch, "compile", original_compile))
+        _replace(owner, name, lambda original, name=name: _changing_setting(original, engine,
+                                                                            name))
+    _replace(torch, "compile", lambda original: _compiling(original, engine))
 
 
 def uninstall() -> None:

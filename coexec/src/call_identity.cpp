@@ -2,12 +2,13 @@
 // where each tensor input came from (node output, state, feed) and its metadata, plus
 // engine-defined context bits. Built for every traced op and for co-executed ops that no
 // compiled pattern could decide (call_pattern.h is the hot path).
+#include "call_identity.h"
+
 #include <c10/core/DefaultDtype.h>
 #include <c10/core/GradMode.h>
 
 #include <sstream>
 
-#include "call_identity.h"
 #include "call_pattern.h"
 #include "engine_impl.h"
 

@@ -82,8 +82,8 @@ class CallPattern {
   // returns the tensor's InputRef exactly as the engine's input_ref does (side effects
   // included: both paths visit tensors in argument order, so external ids come out alike).
   template <class RefOf>
-  bool accepts(std::int64_t op_key, std::uint64_t context, const c10::IValue* args,
-               std::size_t n, RefOf&& ref_of) const;
+  bool accepts(std::int64_t op_key, std::uint64_t context, const c10::IValue* args, std::size_t n,
+               RefOf&& ref_of) const;
 
  private:
   template <class RefOf>
@@ -155,8 +155,8 @@ bool CallPattern::accepts(std::int64_t op_key, std::uint64_t context, const c10:
           if (want.list[j] == graph::TensorListArg::kNoTensor) {
             if (!absent) return false;
           } else if (absent || !element.isTensor() ||
-                     !tensor_accepted(element.toTensor(),
-                                      static_cast<std::uint32_t>(want.list[j]), ref_of)) {
+                     !tensor_accepted(element.toTensor(), static_cast<std::uint32_t>(want.list[j]),
+                                      ref_of)) {
             return false;
           }
         }

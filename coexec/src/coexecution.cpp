@@ -120,15 +120,15 @@ const NodeRuntime& Engine::Impl::node_runtime(Region& region, const graph::Node&
     runtime.pattern = std::make_unique<CallPattern>(node.identity);
     runtime.tiny_cpu_inputs = !node.identity.inputs().empty();
     for (const graph::TensorInput& input : node.identity.inputs()) {
-      runtime.tiny_cpu_inputs = runtime.tiny_cpu_inputs && input.meta.numel() <= 2 &&
-                                input.meta.device == "cpu";
+      runtime.tiny_cpu_inputs =
+          runtime.tiny_cpu_inputs && input.meta.numel() <= 2 && input.meta.device == "cpu";
     }
   }
   return runtime;
 }
 
-const graph::Node* Engine::Impl::match_compiled(const OpInfo& info,
-                                                const torch::jit::Stack& stack, Iteration& it) {
+const graph::Node* Engine::Impl::match_compiled(const OpInfo& info, const torch::jit::Stack& stack,
+                                                Iteration& it) {
   const std::size_t n = info.num_arguments;
   if (stack.size() < n) return nullptr;
   Region& region = *it.region;
@@ -388,7 +388,8 @@ bool Engine::Impl::may_raise_on_values(const OpInfo& info, const torch::jit::Sta
   if (!on_cpu) return false;  // CUDA kernels report these errors asynchronously in eager too
   wait_until_finished(needed);
   const bool may_raise = info.value_check->may_raise(args);
-  if (may_raise && config.debug >= 2) debug(2, "at once (values may raise) " + info.name.qualified());
+  if (may_raise && config.debug >= 2)
+    debug(2, "at once (values may raise) " + info.name.qualified());
   return may_raise;
 }
 

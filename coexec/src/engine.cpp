@@ -3,8 +3,9 @@
 // concept: op_handling.cpp (every intercepted op), call_identity.cpp, tracing.cpp,
 // coexecution.cpp, fallback.cpp, iterations.cpp; the GraphRunner in graph_runner.cpp.
 #include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 #include <pthread.h>
+
+#include <nlohmann/json.hpp>
 
 #include "engine_impl.h"
 #include "interceptor.h"
@@ -45,7 +46,8 @@ namespace {
 // queued op, so that the child's copy holds the values eager would have (a fork reads all
 // memory); the child, which has no runner, runs every op eagerly from then on (a DataLoader
 // worker, a multiprocessing.Process started inside the loop).
-void before_fork() { Engine::instance().impl().wait_runner_idle(); }
+// Any thread may fork: the parent uses only the runner's own thread-safe wait.
+void before_fork() { Engine::instance().impl().runner.wait_idle(); }
 
 void in_forked_child() { Engine::instance().impl().disable_after_fork(); }
 
@@ -141,11 +143,6 @@ void Engine::set_enabled(bool enabled) {
 
 bool Engine::is_enabled() const { return impl_->config.enabled; }
 
-void Engine::Impl::wait_runner_idle() {
-  // Any thread may fork: only the runner's own thread-safe wait, no engine state.
-  runner.wait_idle();
-}
-
 void Engine::Impl::disable_after_fork() {
   config.enabled = false;  // iterations begin inactive: no interception, no runner
   set_intercepting(false);
@@ -226,4 +223,3 @@ int Engine::current_region() const { return impl_->last_region; }
 void Engine::hold_runner(bool hold) { impl_->runner.set_hold(hold); }
 
 }  // namespace terra::coexec
-

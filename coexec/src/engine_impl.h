@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "call_pattern.h"
-#include "graph_runner.h"
 #include "external_memory.h"
+#include "graph_runner.h"
 #include "op_table.h"
 #include "pending_accesses.h"
 #include "pointer_map.h"
@@ -105,7 +105,7 @@ struct Iteration {
 // A boxed call seen through the IR: its identity and its tensor inputs in identity order.
 struct CallView {
   graph::OpIdentity identity;
-  c10::SmallVector<at::Tensor, 6> inputs;  // inline: most ops have few (one malloc per op)
+  c10::SmallVector<at::Tensor, 6> inputs;         // inline: most ops have few (one malloc per op)
   std::vector<graph::TensorInput> tensor_inputs;  // moved into `identity` once built
   bool bool_index = false;  // a boolean/byte mask among the inputs of aten::index
   // A torch.Generator object among the arguments: the op runs on the Python thread after a
@@ -142,14 +142,12 @@ struct Engine::Impl {
   std::string module_path;
   std::string last_fallback;
   double traced_op_seconds = 0;
-  std::uint64_t traced_ops = 0;  // ops traced since the engine started (timing samples)
+  std::uint64_t traced_ops = 0;            // ops traced since the engine started (timing samples)
   std::vector<at::Tensor> traced_outputs;  // trace_op's buffer, empty between ops
-  PendingAccesses pending_accesses;  // by queued ops, across iterations until a sync
-  ExposedStorages exposed;           // viewed by numpy arrays (external_memory.h)
+  PendingAccesses pending_accesses;        // by queued ops, across iterations until a sync
+  ExposedStorages exposed;                 // viewed by numpy arrays (external_memory.h)
 
-  // Fork handlers (engine.cpp): the parent waits for every queued op (any thread); the
-  // child, which has no runner thread, runs every op eagerly from then on.
-  void wait_runner_idle();
+  // In a forked child (engine.cpp), which has no runner thread: every op runs eagerly.
   void disable_after_fork();
 
  private:
@@ -173,9 +171,8 @@ struct Engine::Impl {
                     torch::jit::Stack* stack, CallView& call);
   // Answers a call the cursor matched to `node`: at once, after a fetch, or queued.
   // `run_now`: sync and run eagerly even where the node could be queued.
-  void coexecute_matched(const graph::Node& node, const OpInfo& info,
-                         const c10::OperatorHandle& op, c10::DispatchKeySet keys,
-                         torch::jit::Stack* stack, bool run_now = false);
+  void coexecute_matched(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
+                         c10::DispatchKeySet keys, torch::jit::Stack* stack, bool run_now = false);
   // `snapshot_external`: the op reads external memory (external_memory.h), given as copies.
   void queue_op(const graph::Node& node, const OpInfo& info, const c10::OperatorHandle& op,
                 c10::DispatchKeySet keys, torch::jit::Stack* stack, bool snapshot_external);

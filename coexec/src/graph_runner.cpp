@@ -158,8 +158,7 @@ c10::DataPtr produce(const OutputSpec& spec, at::Tensor result, bool must_share)
           c10::StorageImpl::use_byte_size_t(), static_cast<std::int64_t>(spec.nbytes),
           allocator->allocate(spec.nbytes), allocator, /*resizable=*/false)),
       spec.keys, spec.dtype);
-  copy.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides,
-                                                    spec.storage_offset);
+  copy.unsafeGetTensorImpl()->set_sizes_and_strides(spec.sizes, spec.strides, spec.storage_offset);
   at::_ops::copy_::redispatch(spec.keys, copy, result, false);  // dense keys, below autograd
   return copy.storage().unsafeGetStorageImpl()->set_data_ptr(
       c10::DataPtr(nullptr, result.device()));
@@ -375,8 +374,8 @@ void GraphRunner::forget_settled_promises() {
     if (found != pending_.end() && found->second == promise.get()) pending_.erase(found);
     if (promise.use_count() == 1 && spare_promises_.size() < 64) {
       std::atomic_thread_fence(std::memory_order_acquire);  // the runner is done with it
-      promise->target = c10::weak_intrusive_ptr<c10::StorageImpl>(
-          c10::intrusive_ptr<c10::StorageImpl>());
+      promise->target =
+          c10::weak_intrusive_ptr<c10::StorageImpl>(c10::intrusive_ptr<c10::StorageImpl>());
       promise->data.clear();
       promise->readers = 0;
       promise->done.store(false, std::memory_order_relaxed);
@@ -668,14 +667,14 @@ void rebuild_arguments(WorkItem& item) {
                                        : c10::DataPtr(nullptr, c10::Device(c10::kCPU));
       if (--promise.readers == 0) promise.data.clear();  // the last reader: no lingering share
       held.promise.reset();
-      held.storage = c10::make_intrusive<c10::StorageImpl>(
-          c10::StorageImpl::use_byte_size_t(), held.nbytes, std::move(data), held.allocator,
-          held.resizable);
+      held.storage =
+          c10::make_intrusive<c10::StorageImpl>(c10::StorageImpl::use_byte_size_t(), held.nbytes,
+                                                std::move(data), held.allocator, held.resizable);
       held.runner_owned = true;
     } else if (!held.storage) {
-      held.storage = c10::make_intrusive<c10::StorageImpl>(
-          c10::StorageImpl::use_byte_size_t(), held.nbytes, std::move(held.data), held.allocator,
-          held.resizable);
+      held.storage = c10::make_intrusive<c10::StorageImpl>(c10::StorageImpl::use_byte_size_t(),
+                                                           held.nbytes, std::move(held.data),
+                                                           held.allocator, held.resizable);
       held.runner_owned = true;
     }
     at::Tensor tensor =

@@ -61,9 +61,9 @@ struct PendingOutput : c10::intrusive_ptr_target {
 // GraphRunner::hold_arguments): its metadata at queue time and a handle on its memory that
 // raises the use count of no TensorImpl or StorageImpl the program can see.
 struct HeldTensor {
-  std::uint32_t argument = 0;     // index into WorkItem::arguments
-  std::int32_t element = -1;      // position in that (tensor or optional tensor) list; -1: itself
-  std::int32_t same_storage = -1; // an earlier record of this op over the same program storage
+  std::uint32_t argument = 0;      // index into WorkItem::arguments
+  std::int32_t element = -1;       // position in that (tensor or optional tensor) list; -1: itself
+  std::int32_t same_storage = -1;  // an earlier record of this op over the same program storage
   // Where the memory comes from: the program's own StorageImpl (alias path); or a promise
   // whose producer had not run (the runner takes a share of its memory); or `data`, a share
   // of the program storage's allocation (or nothing, when it has no memory). The runner builds
@@ -182,8 +182,8 @@ class GraphRunner {
   }
   // True when one more op may be queued: fewer than `max_items` (and kCapacity) are
   // outstanding and their estimated run time (count x the recent mean op time) is below
-  // `max_lag_s`. A bound <= 0 is off. Cheap, lock-free: the producer's fast path, which reads what the runner writes
-  // only once per kRoomBudget ops while the queue is short (engine thread only).
+  // `max_lag_s`. A bound <= 0 is off. Cheap, lock-free: the producer's fast path, which reads what
+  // the runner writes only once per kRoomBudget ops while the queue is short (engine thread only).
   bool has_room(std::int64_t max_items, double max_lag_s);
   // Backpressure, after has_room() said no: blocks until half the queued ops finished (so at
   // most about half the lag bound), the runner failed or stopped. Releases a hold.
@@ -262,13 +262,13 @@ class GraphRunner {
   // much as the rest of queuing an op (measured: a third of the Python side of a small op).
   std::vector<WorkItem> slots_;
   // Written by the runner per op.
-  alignas(64) std::atomic<std::uint64_t> head_{0};   // ops finished, published under mutex_
-  std::atomic<double> mean_op_seconds_{0.0};          // moving average
-  std::atomic<std::int64_t> running_since_ns_{0};     // start of the op running now, 0: none
-  std::uint64_t tail_seen_ = 0;                       // the runner's last look at tail_
+  alignas(64) std::atomic<std::uint64_t> head_{0};  // ops finished, published under mutex_
+  std::atomic<double> mean_op_seconds_{0.0};        // moving average
+  std::atomic<std::int64_t> running_since_ns_{0};   // start of the op running now, 0: none
+  std::uint64_t tail_seen_ = 0;                     // the runner's last look at tail_
   // Written by the producer per op.
   alignas(64) std::atomic<std::uint64_t> tail_{0};
-  std::int64_t room_budget_ = 0;  // ops has_room() may still grant without looking
+  std::int64_t room_budget_ = 0;       // ops has_room() may still grant without looking
   std::int64_t budget_max_items_ = 0;  // the bounds room_budget_ was granted under
   double budget_max_lag_s_ = 0;
   static constexpr std::int64_t kRoomBudget = 32;

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace terra::coexec {
 namespace {
@@ -53,8 +54,8 @@ void register_explicit_kernels() {
     std::string ns_name(*ns);
     auto& library = libraries[{ns_name, key}];
     if (!library) {
-      library = std::make_unique<torch::Library>(torch::Library::IMPL, ns_name, key, __FILE__,
-                                                 __LINE__);
+      library =
+          std::make_unique<torch::Library>(torch::Library::IMPL, ns_name, key, __FILE__, __LINE__);
     }
     std::string qualified = name.name;
     if (!name.overload_name.empty()) qualified += "." + name.overload_name;
@@ -73,25 +74,20 @@ void register_explicit_kernels() {
 void install_interceptor() {
   static std::once_flag once;
   std::call_once(once, [] {
-    static torch::Library fallback(torch::Library::IMPL, "_", c10::DispatchKey::PrivateUse1,
-                                   __FILE__, __LINE__);
-    fallback.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
-    // With PrivateUse1 in the included set, a factory of a sparse, sparse-compressed,
-    // nested or quantized tensor dispatches to that functionality's PrivateUse1 key, where
-    // nothing else is registered ("Could not run ... SparsePrivateUse1"): the same fallback
-    // answers there, and the engine runs such ops eagerly (tensor_supported).
-    static torch::Library sparse(torch::Library::IMPL, "_", c10::DispatchKey::SparsePrivateUse1,
-                                 __FILE__, __LINE__);
-    sparse.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
-    static torch::Library sparse_csr(torch::Library::IMPL, "_",
-                                     c10::DispatchKey::SparseCsrPrivateUse1, __FILE__, __LINE__);
-    sparse_csr.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
-    static torch::Library nested(torch::Library::IMPL, "_",
-                                 c10::DispatchKey::NestedTensorPrivateUse1, __FILE__, __LINE__);
-    nested.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
-    static torch::Library quantized(torch::Library::IMPL, "_",
-                                    c10::DispatchKey::QuantizedPrivateUse1, __FILE__, __LINE__);
-    quantized.fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+    // The fallback on PrivateUse1 answers every op (DESIGN §4). With PrivateUse1 in the
+    // included set, a factory of a sparse, sparse-compressed, nested or quantized tensor
+    // dispatches to that functionality's PrivateUse1 key, where nothing else is registered
+    // ("Could not run ... SparsePrivateUse1"): the same fallback answers there, and the
+    // engine runs such ops eagerly (tensor_supported).
+    static std::vector<std::unique_ptr<torch::Library>> fallbacks;
+    for (c10::DispatchKey key :
+         {c10::DispatchKey::PrivateUse1, c10::DispatchKey::SparsePrivateUse1,
+          c10::DispatchKey::SparseCsrPrivateUse1, c10::DispatchKey::NestedTensorPrivateUse1,
+          c10::DispatchKey::QuantizedPrivateUse1}) {
+      fallbacks.push_back(
+          std::make_unique<torch::Library>(torch::Library::IMPL, "_", key, __FILE__, __LINE__));
+      fallbacks.back()->fallback(torch::CppFunction::makeFromBoxedFunction<&intercept_op>());
+    }
     register_explicit_kernels();
   });
 }

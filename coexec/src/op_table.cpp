@@ -13,12 +13,20 @@ namespace {
 // placeholders, so it waits for the runner and runs them eagerly (DESIGN §6).
 const std::unordered_set<std::string_view>& data_dependent_ops() {
   static const std::unordered_set<std::string_view> ops = {
-      "aten::nonzero",       "aten::unique_consecutive", "aten::unique_dim",
-      "aten::_unique",       "aten::_unique2",           "aten::unique_dim_consecutive",
-      "aten::masked_select", "aten::repeat_interleave",  "aten::bincount",
-      "aten::argwhere",      "aten::nonzero_numpy",
+      "aten::nonzero",
+      "aten::unique_consecutive",
+      "aten::unique_dim",
+      "aten::_unique",
+      "aten::_unique2",
+      "aten::unique_dim_consecutive",
+      "aten::masked_select",
+      "aten::repeat_interleave",
+      "aten::bincount",
+      "aten::argwhere",
+      "aten::nonzero_numpy",
       // Packed sequences: the sizes follow the lengths' values.
-      "aten::_pack_padded_sequence", "aten::_pad_packed_sequence",
+      "aten::_pack_padded_sequence",
+      "aten::_pad_packed_sequence",
   };
   return ops;
 }

@@ -77,10 +77,6 @@ graph::OutputInfo describe_output(const at::Tensor& out, c10::ArrayRef<at::Tenso
 
 // An output as the trace records it.
 graph::OutputInfo traced_output(const at::Tensor& out, c10::ArrayRef<at::Tensor> inputs) {
-  // A sparse, nested or quantized result (from dense inputs: sparse_coo_tensor, a nested
-  // tensor from a mask): no placeholder can stand for it, so its node runs eagerly
-  // (any_unsupported below) and its metadata is not kept.
-  if (out.defined() && !tensor_supported(out)) return undefined_output();
   graph::OutputInfo output = describe_output(out, inputs);
   if (output.alias != graph::AliasKind::kFresh) {
     // Views and in-place results are never made from the record (views run for real), and
@@ -90,11 +86,16 @@ graph::OutputInfo traced_output(const at::Tensor& out, c10::ArrayRef<at::Tensor>
   return output;
 }
 
-bool any_unsupported(const std::vector<at::Tensor>& outputs) {
-  for (const at::Tensor& out : outputs) {
-    if (!tensor_supported(out)) return true;
+// An output as the trace keeps it. A sparse, nested or quantized result of dense inputs
+// (sparse_coo_tensor, a nested tensor from a mask) gets no metadata and sets `*unsupported`:
+// no placeholder can stand for it, so the op's node runs eagerly (a fetch).
+graph::OutputInfo recorded_output(const at::Tensor& out, c10::ArrayRef<at::Tensor> inputs,
+                                  bool* unsupported) {
+  if (!tensor_supported(out)) {
+    *unsupported = true;
+    return undefined_output();
   }
-  return false;
+  return traced_output(out, inputs);
 }
 
 // The sizes of an op's inputs before it ran, when it writes one: an op that resizes an input
@@ -143,11 +144,13 @@ bool Engine::Impl::trace_as_followed(const OpInfo& info, const c10::OperatorHand
   const ReturnedTensors returned(*stack, traced_outputs);
   const std::vector<at::Tensor>& outs = returned.tensors();
   bool outputs_differ = outs.size() != node->outputs.size() || sizes_before.any_resized(inputs);
-  for (std::size_t k = 0; k < outs.size() && !outputs_differ; ++k) {
-    outputs_differ = traced_output(outs[k], inputs) != node->outputs[k];
+  bool unsupported = false;
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    const graph::OutputInfo output = recorded_output(outs[k], inputs, &unsupported);
+    outputs_differ = outputs_differ || k >= node->outputs.size() || output != node->outputs[k];
   }
   const std::uint32_t step = it.step++;
-  it.trace.append_followed(node->id, info.op_class == OpClass::kFetch || any_unsupported(outs),
+  it.trace.append_followed(node->id, info.op_class == OpClass::kFetch || unsupported,
                            outputs_differ);
   register_outputs(*stack, step, it);
   return true;
@@ -185,14 +188,15 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
   const std::vector<at::Tensor>& outs = returned.tensors();
   const bool resized = sizes_before.any_resized(call.inputs);
   record.outputs.reserve(outs.size());
+  bool unsupported = false;
   for (const at::Tensor& out : outs) {
-    graph::OutputInfo output = traced_output(out, call.inputs);
+    graph::OutputInfo output = recorded_output(out, call.inputs, &unsupported);
     if (output.alias == graph::AliasKind::kView) record.flags.is_view_op = true;
     record.outputs.push_back(std::move(output));
   }
   record.flags.is_inplace = info.mutates;
   record.flags.is_random = info.is_random;
-  record.flags.is_fetch = info.op_class == OpClass::kFetch || any_unsupported(outs);
+  record.flags.is_fetch = info.op_class == OpClass::kFetch || unsupported;
   record.flags.data_dependent_shape =
       info.data_dependent || resized ||
       (call.bool_index && info.name.qualified() == "aten::index.Tensor");

@@ -13,25 +13,16 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "stack_arguments.h"
+
 namespace terra::coexec {
 namespace {
 
 using Visit = c10::function_ref<void(const at::Tensor&)>;
 
-// Visits a Tensor, an optional Tensor or a list of (optional) tensors.
-void visit_tensors(const c10::IValue& value, Visit visit) {
-  if (value.isTensor()) {
-    if (value.toTensor().defined()) visit(value.toTensor());
-  } else if (value.isList()) {
-    for (const c10::IValue& element : value.toListRef()) {
-      if (element.isTensor() && element.toTensor().defined()) visit(element.toTensor());
-    }
-  }
-}
-
 template <std::size_t I>
 void argument(OpArguments args, Visit visit) {
-  if (args.size() > I) visit_tensors(args[I], visit);
+  if (args.size() > I) for_each_tensor_in(args[I], visit);
 }
 
 bool is_mask(const at::Tensor& index) {
@@ -41,7 +32,7 @@ bool is_mask(const at::Tensor& index) {
 // The integer index tensors of an index list (a boolean mask raises on no value: not read).
 void integer_indices(OpArguments args, Visit visit) {
   if (args.size() < 2) return;
-  visit_tensors(args[1], [&](const at::Tensor& index) {
+  for_each_tensor_in(args[1], [&](const at::Tensor& index) {
     if (!is_mask(index)) visit(index);
   });
 }
@@ -49,7 +40,7 @@ void integer_indices(OpArguments args, Visit visit) {
 // bernoulli(self) reads self; bernoulli_(self, Tensor p) reads p; a float p reads nothing.
 void bernoulli_probabilities(OpArguments args, Visit visit) {
   if (args.size() > 1 && args[1].isTensor()) {
-    visit_tensors(args[1], visit);
+    for_each_tensor_in(args[1], visit);
   } else if (args.size() < 2 || !args[1].isDouble()) {
     argument<0>(args, visit);
   }
@@ -176,7 +167,7 @@ bool is_integral(const c10::IValue& value);
 // must not be waited for: `x / x.sum()` would lose its overlap).
 void integer_divisor(OpArguments args, Visit visit) {
   if (args.size() < 2 || !is_integral(args[0]) || !is_integral(args[1])) return;
-  visit_tensors(args[1], visit);
+  for_each_tensor_in(args[1], visit);
 }
 
 // div's divisor, when it rounds (true division of integers gives floats).
@@ -219,26 +210,26 @@ bool rounding_division_by_zero(OpArguments args) {
   return integer_division_by_zero(args);
 }
 
-// Any value outside [0, 1], NaN included.
-bool outside_unit_interval(const at::Tensor& tensor) {
+// True when some value of the CPU tensor `tensor`, as a double, is not `fine`.
+template <class Fine>
+bool any_value_not(const at::Tensor& tensor, Fine fine) {
   if (!tensor.is_cpu()) return false;
   const at::Tensor values = as_double(tensor);
   const double* data = values.const_data_ptr<double>();
   for (std::int64_t i = 0, n = values.numel(); i < n; ++i) {
-    if (!(data[i] >= 0.0 && data[i] <= 1.0)) return true;
+    if (!fine(data[i])) return true;
   }
   return false;
 }
 
+// Any value outside [0, 1], NaN included.
+bool outside_unit_interval(const at::Tensor& tensor) {
+  return any_value_not(tensor, [](double v) { return v >= 0.0 && v <= 1.0; });
+}
+
 // Any value below zero, NaN included.
 bool any_negative_or_nan(const at::Tensor& tensor) {
-  if (!tensor.is_cpu()) return false;
-  const at::Tensor values = as_double(tensor);
-  const double* data = values.const_data_ptr<double>();
-  for (std::int64_t i = 0, n = values.numel(); i < n; ++i) {
-    if (!(data[i] >= 0.0)) return true;
-  }
-  return false;
+  return any_value_not(tensor, [](double v) { return v >= 0.0; });
 }
 
 // normal(mean, std): a standard deviation below zero (a tensor or a float).

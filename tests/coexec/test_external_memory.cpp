@@ -16,7 +16,8 @@ c10::StorageImpl& storage_of(const at::Tensor& tensor) {
 
 TEST(ExternalMemory, ForeignIsMemoryNoTorchAllocatorMade) {
   std::vector<float> buffer(12, 1.0f);  // as a numpy array's memory would be
-  at::Tensor wrapped = at::from_blob(buffer.data(), {3, 4}, [](void*) {}, at::kFloat);
+  at::Tensor wrapped = at::from_blob(
+      buffer.data(), {3, 4}, [](void*) {}, at::kFloat);
   EXPECT_TRUE(is_foreign_memory(storage_of(wrapped)));
   EXPECT_FALSE(is_foreign_memory(storage_of(at::ones({3, 4}))));
   EXPECT_FALSE(is_foreign_memory(storage_of(wrapped.clone())));
@@ -25,7 +26,8 @@ TEST(ExternalMemory, ForeignIsMemoryNoTorchAllocatorMade) {
 TEST(ExternalMemory, SnapshotKeepsTheViewsLayoutAndCopiesOnlyItsExtent) {
   std::vector<float> buffer(24);
   for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = static_cast<float>(i);
-  at::Tensor base = at::from_blob(buffer.data(), {4, 6}, [](void*) {}, at::kFloat);
+  at::Tensor base = at::from_blob(
+      buffer.data(), {4, 6}, [](void*) {}, at::kFloat);
   at::Tensor view = base.slice(0, 1, 3).slice(1, 2, 5).t();  // strided, offset, transposed
   at::Tensor copy = snapshot(view);
   EXPECT_TRUE(at::equal(copy, view));

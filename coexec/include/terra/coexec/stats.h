@@ -13,10 +13,10 @@ struct Counters {
   // Iterations that followed the graph without a single op (a loop without tensor ops): not
   // co-execution, so not counted in iterations_coexecuted.
   std::uint64_t iterations_without_ops = 0;
-  std::uint64_t iterations_aborted = 0;     // left by an exception
-  std::uint64_t fallbacks = 0;              // divergences from the graph in co-execution
-  std::uint64_t fetches = 0;                // times Python waited for a value
-  std::uint64_t feeds = 0;                  // tensors Python made, fed in co-execution
+  std::uint64_t iterations_aborted = 0;  // left by an exception
+  std::uint64_t fallbacks = 0;           // divergences from the graph in co-execution
+  std::uint64_t fetches = 0;             // times Python waited for a value
+  std::uint64_t feeds = 0;               // tensors Python made, fed in co-execution
   std::uint64_t eager_ops = 0;       // ops co-execution could not handle, run eagerly after a sync
   std::uint64_t ops_coexecuted = 0;  // ops answered by the graph (placeholder or Python-side)
   double time_python_s = 0;          // wall time of the iterations on the Python thread
