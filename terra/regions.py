@@ -21,6 +21,14 @@ engine's one active iteration:
   shapes, three sequence lengths).
   A site whose probed iterations run no tensor op (`PROBE_EMPTY` of them) becomes
   transparent too.
+- Probing backs off: a loop that keeps missing is traced less often (after
+  `PROBE_DENSE` misses, every 2nd iteration, then every 4th, at most every
+  `PROBE_MAX_GAP`th); the iterations in between run plainly, not traced. The budgets
+  count probed iterations. A traced iteration that diverges from the graph costs about
+  twice an eager one (a detector whose proposals differ every step: 55 ms against
+  30 ms), so probing every iteration made such programs 1.6x slower for the whole of
+  the budget; a loop whose paths recur is still found, since probes at any spacing
+  meet a recurring path again. Cell runs are always traced (a person runs them).
 - A candidate loop that starts inside an nn.Module's forward while an enclosing
   candidate holds the iteration (a loop over layers or time steps) is transparent
   at once: the engine's node identity is structural (state inputs are numbered in
@@ -29,6 +37,8 @@ engine's one active iteration:
 - A site that yielded its iteration to an inner loop that is an accepted region in
   `CONTAINER_STREAK` consecutive iterations (the epoch loop around the step loop, a
   cell around its training loop) becomes a container and is never a region.
+- A region whose first `SPEED_CHECK_AFTER` co-executed iterations took longer on
+  average than its traced ones becomes transparent (`_check_speed`).
 - An exception (KeyboardInterrupt included) leaving an iteration aborts it.
 
 While an iteration is active, global nn.Module forward pre/post hooks keep the
@@ -63,7 +73,7 @@ class Site:
 
     __slots__ = ("key", "name", "file", "line", "status", "region_key", "traced", "misses",
                  "empty", "container_streak", "cell_run", "reason", "timings", "inert",
-                 "nested")
+                 "nested", "skip", "skipped")
 
     def __init__(self, key: str, name: str, file: str, line: int) -> None:
         self.key, self.name, self.file, self.line = key, name, file, line
@@ -74,6 +84,8 @@ class Site:
         self.traced = 0  # probed iterations merged into the site's region
         self.misses = 0  # probed iterations (after the first) that did not repeat
         self.empty = 0  # probed iterations while the region's graph was still empty
+        self.skip = 0  # iterations to run untraced before the next probe (backing off)
+        self.skipped = 0  # iterations run untraced so far while probing
         self.container_streak = 0
         self.cell_run: LoopRun | None = None
         self.reason = ""  # why the status is what it is (for %terra status)
@@ -103,11 +115,13 @@ class LoopRun:
         self.record_token = None  # terra.iterations bookkeeping, only with listeners
 
     def __enter__(self) -> "LoopRun":
+        self.policy.open_runs.append(self)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.owns:  # an exception arrived between begin() and the body's try
             self.policy.abort(self)
+        self.policy.close_run(self)
         return False
 
     def begin(self) -> None:
@@ -210,11 +224,15 @@ class RegionPolicy:
     PROBE_MISSES = 16  # non-repeating probed iterations before a nested site is rejected
     PROBE_MISSES_OUTERMOST = 32  # the same for a loop with no enclosing candidate loop
     PROBE_EMPTY = 3  # probed iterations without tensor ops before a site is ignored
+    PROBE_DENSE = 4  # misses after which probing backs off
+    PROBE_MAX_GAP = 8  # at most every this many iterations one is probed
     CONTAINER_STREAK = 2  # consecutive iterations yielding to an inner loop
+    SPEED_CHECK_AFTER = 32  # co-executed iterations before a region's speed is judged
 
     def __init__(self) -> None:
         self.sites: dict[str, Site] = {}
         self.active: LoopRun | None = None
+        self.open_runs: list[LoopRun] = []  # loop runs entered and not left, outermost first
         self.hooks = ModulePathHooks()
         self._thread = threading.main_thread().ident
         self._forked = False  # in a forked child (DataLoader workers): never touch the engine
@@ -237,6 +255,13 @@ class RegionPolicy:
         if site.cell_run is None:
             site.cell_run = LoopRun(site, self)
         return site.cell_run
+
+    def close_run(self, run: LoopRun) -> None:
+        """`run`'s loop was left (runs close innermost first; searched from the end)."""
+        for i in range(len(self.open_runs) - 1, -1, -1):
+            if self.open_runs[i] is run:
+                del self.open_runs[i]
+                return
 
     def reset(self) -> None:
         """Forgets every decision (after the engine forgot its regions)."""
@@ -261,6 +286,11 @@ class RegionPolicy:
             site.decide(Status.TRANSPARENT, "no engine")
             return
         if self._forked or threading.get_ident() != self._thread or not engine.is_enabled():
+            return
+        if site.skip:
+            # Backing off: this iteration runs plainly (or inside the enclosing candidate's).
+            site.skip -= 1
+            site.skipped += 1
             return
         active = self.active
         if active is not None:
@@ -290,6 +320,8 @@ class RegionPolicy:
             timing[1] += 1
             if run.site.status is Status.PROBING:
                 self._judge(run)
+            elif run.site.status is Status.REGION and timing[1] == self.SPEED_CHECK_AFTER:
+                self._check_speed(run.site)
             if run.record_token is not None:
                 self._publish(run)
         self._note_containment(run)
@@ -348,7 +380,42 @@ class RegionPolicy:
             budget = self.PROBE_MISSES if site.nested else self.PROBE_MISSES_OUTERMOST
             if site.misses >= budget:
                 site.decide(Status.TRANSPARENT, "consecutive iterations never repeat")
+            elif site.cell_run is None:
+                site.skip = self._probe_gap(site.misses) - 1
         site.traced += 1
+
+    @classmethod
+    def _probe_gap(cls, misses: int) -> int:
+        """Iterations from one probe to the next after `misses` misses: 1, then 2, 4, ..."""
+        if misses < cls.PROBE_DENSE:
+            return 1
+        return min(2 ** ((misses - cls.PROBE_DENSE) // cls.PROBE_DENSE + 1), cls.PROBE_MAX_GAP)
+
+    def _check_speed(self, site: Site) -> None:
+        """Gives a loop back to plain Python when co-executing it is slower than tracing it.
+
+        Traced iterations run every op eagerly and record it, so they are never faster
+        than eager; a loop whose co-executed iterations take longer still (tiny ops
+        between `.item()` calls, each a wait for the GraphRunner) runs faster without
+        Terra. Loops around it still being probed become containers. Cell runs are always
+        co-executed.
+        """
+        traced, coexec = site.timings.get("tracing"), site.timings.get("coexecuting")
+        if site.cell_run is not None or not traced or not traced[1] or not coexec:
+            return
+        traced_ms, coexec_ms = 1e3 * traced[0] / traced[1], 1e3 * coexec[0] / coexec[1]
+        if coexec_ms <= traced_ms:
+            return
+        site.decide(Status.TRANSPARENT,
+                    f"co-executed iterations took {coexec_ms:.3g} ms, traced ones "
+                    f"{traced_ms:.3g} ms: it runs plainly")
+        # The loops around it run the same fetch-bound code and more: probing them (a traced
+        # iteration of a detector's step loop costs 1.5x its eager time) would cost more
+        # than it could win.
+        for run in self.open_runs:
+            if run.site is not site and run.site.status is Status.PROBING:
+                run.site.decide(Status.CONTAINER, f"contains {site.name}, which "
+                                "co-executed slower than it traced")
 
     def _note_containment(self, run: LoopRun) -> None:
         """Counts iterations that gave way to an inner loop that is (now) a region."""

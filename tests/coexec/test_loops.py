@@ -337,7 +337,7 @@ def test_nested_loop_that_never_repeats_is_rejected(fake):
         import itertools
         counter = itertools.count()
         def main():
-            for step in range(12):                 # line 5
+            for step in range(40):                 # line 5
                 for i in range(3):                 # line 6: never repeats
                     op(f"unique{next(counter)}")
                 op("update")
@@ -349,7 +349,34 @@ def test_nested_loop_that_never_repeats_is_rejected(fake):
     outer = next(s for s in fake.policy.sites.values() if s.name.endswith(":5"))
     assert inner.status is regions.Status.TRANSPARENT
     assert inner.misses == regions.RegionPolicy.PROBE_MISSES
+    assert inner.skipped > 0, "probing the inner loop never backed off"
     assert outer.traced > 0, "the enclosing loop never became the candidate"
+    assert fake.current is None
+
+
+def test_probing_backs_off_while_a_loop_never_repeats(fake):
+    """Probes thin out (every 2nd, 4th, 8th iteration); the budget counts probes."""
+    source = textwrap.dedent("""
+        def main():
+            for step in range(400):                # line 3: never repeats
+                op(f"shape{step}")
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    namespace["main"]()
+    site = next(s for s in fake.policy.sites.values() if s.name.endswith(":3"))
+    key = site.key
+    assert site.status is regions.Status.TRANSPARENT
+    policy = regions.RegionPolicy
+    assert site.misses == policy.PROBE_MISSES_OUTERMOST
+    begins = [e for e in fake.events if e == ("begin", key)]
+    assert len(begins) == policy.PROBE_MISSES_OUTERMOST + 1  # the first, then the misses
+    # Which iterations were probed: the graph's traces name their step.
+    steps = [int(trace[0][len("shape"):]) for trace in fake.graphs[fake.keys[key]]]
+    gaps = [b - a for a, b in zip(steps, steps[1:])]
+    assert gaps[: policy.PROBE_DENSE] == [1] * policy.PROBE_DENSE
+    assert gaps == sorted(gaps) and gaps[-1] == policy.PROBE_MAX_GAP
+    assert site.skipped == steps[-1] + 1 - len(steps)
     assert fake.current is None
 
 
@@ -563,3 +590,55 @@ def test_forked_child_never_touches_the_engine(fake):
     assert os.read(read, 16) == b"ok"
     namespace["main"](fake.op)
     assert fake.events, "the parent's loops must still reach the engine"
+
+
+class FakeClock:
+    """time.perf_counter for the policy: ops cost `traced` seconds, or `coexecuted` once the
+    fake engine co-executes their region (it repeated)."""
+
+    def __init__(self, engine, traced, coexecuted):
+        self.engine, self.traced, self.coexecuted, self.now = engine, traced, coexecuted, 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def op(self, tag):
+        current = self.engine.current
+        if current is not None:
+            region_id = current[0]
+            self.now += self.coexecuted if self.engine.repeated.get(region_id) else self.traced
+        self.engine.op(tag)
+
+
+@pytest.mark.parametrize("coexecuted_cost, slower", [(5e-3, True), (0.5e-3, False)])
+def test_region_slower_co_executed_than_traced_runs_plainly(fake, monkeypatch, coexecuted_cost,
+                                                           slower):
+    """A loop of tiny ops between fetches: co-executing it costs more than tracing it."""
+    clock = FakeClock(fake, traced=1e-3, coexecuted=coexecuted_cost)
+    monkeypatch.setattr(regions, "time", clock)
+    source = textwrap.dedent("""
+        import itertools
+        counter = itertools.count()
+        def main():
+            for step in range(30):                 # line 5: never repeats on its own
+                op(f"forward{next(counter)}")
+                for box in range(3):               # line 7: repeats
+                    op("box")
+                    op("item")
+    """)
+    namespace = {"op": clock.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    namespace["main"]()
+    inner, outer = status_of(fake, ":7"), status_of(fake, ":5")
+    site = next(s for s in fake.policy.sites.values() if s.name.endswith(":7"))
+    assert site.timings["coexecuting"][1] >= regions.RegionPolicy.SPEED_CHECK_AFTER
+    if slower:
+        assert inner is regions.Status.TRANSPARENT and "slower" not in site.reason
+        assert "took 10 ms, traced ones 2 ms" in site.reason
+        assert outer is regions.Status.CONTAINER
+        # From the check on, the loop runs plainly: no iteration of it reaches the engine.
+        ended = [e for e in fake.events if e == ("end", site.key)]
+        assert len(ended) == 2 + regions.RegionPolicy.SPEED_CHECK_AFTER
+    else:
+        assert inner is regions.Status.REGION
+    assert fake.policy.open_runs == [] and fake.current is None
