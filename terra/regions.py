@@ -56,7 +56,7 @@ import weakref
 
 import torch
 
-from terra import _engine_api
+from terra import _engine_api, config
 from terra.iterations import FEED
 from terra.loops import RUNTIME_NAME
 
@@ -402,6 +402,8 @@ class RegionPolicy:
         """
         traced, coexec = site.timings.get("tracing"), site.timings.get("coexecuting")
         if site.cell_run is not None or not traced or not traced[1] or not coexec:
+            return
+        if not config.get("TERRA_SPEED_CHECK"):
             return
         traced_ms, coexec_ms = 1e3 * traced[0] / traced[1], 1e3 * coexec[0] / coexec[1]
         if coexec_ms <= traced_ms:

@@ -202,6 +202,9 @@ def run_script(script: pathlib.Path, terra: bool, scratch: pathlib.Path,
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.pop("TERRA_DISABLE", None)
     env["TERRA_TEST_DEVICE"] = device
+    # These programs test co-execution itself: the policy must not hand a loop back to plain
+    # Python because co-executing it was slower than tracing it (bench/ covers that).
+    env["TERRA_SPEED_CHECK"] = "0"
     stats_path = scratch / f"{script.stem}.{'terra' if terra else 'plain'}.stats.json"
     env["TERRA_STATS"] = str(stats_path)
     command = [sys.executable, *(["-m", "terra", "run"] if terra else []), str(script)]

@@ -642,3 +642,15 @@ def test_region_slower_co_executed_than_traced_runs_plainly(fake, monkeypatch, c
     else:
         assert inner is regions.Status.REGION
     assert fake.policy.open_runs == [] and fake.current is None
+
+
+def test_speed_check_can_be_switched_off(fake, monkeypatch):
+    """TERRA_SPEED_CHECK=0 (the corpus tests): a slow co-executed loop stays a region."""
+    monkeypatch.setenv("TERRA_SPEED_CHECK", "0")
+    clock = FakeClock(fake, traced=1e-3, coexecuted=5e-3)
+    monkeypatch.setattr(regions, "time", clock)
+    source = "def main():\n    for box in range(40):\n        op('box')\n"
+    namespace = {"op": clock.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    namespace["main"]()
+    assert status_of(fake, ":2") is regions.Status.REGION

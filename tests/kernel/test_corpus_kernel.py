@@ -49,7 +49,10 @@ def split_cells(source: str) -> tuple[str, str, str]:
 
 # ipykernel has the notebook's directory on sys.path ('' first); the Terra kernel (so far)
 # does not, so the corpus' sibling import needs the directory put there explicitly.
-PATH_CELL = "import os, sys\nif os.getcwd() not in sys.path:\n    sys.path.insert(0, os.getcwd())"
+# The corpus tests co-execution itself: the region policy's speed check must not hand a
+# slow loop back to plain Python (TERRA_SPEED_CHECK is read when a region is judged).
+PATH_CELL = ("import os, sys\nif os.getcwd() not in sys.path:\n    sys.path.insert(0, os.getcwd())\n"
+             "os.environ['TERRA_SPEED_CHECK'] = '0'")
 
 
 def notebook(name: str, with_stats: bool) -> nbformat.NotebookNode:
