@@ -320,7 +320,8 @@ class RegionPolicy:
             timing[1] += 1
             if run.site.status is Status.PROBING:
                 self._judge(run)
-            elif run.site.status is Status.REGION and timing[1] == self.SPEED_CHECK_AFTER:
+            elif (run.site.status is Status.REGION and run.phase == "coexecuting"
+                  and timing[1] == self.SPEED_CHECK_AFTER):
                 self._check_speed(run.site)
             if run.record_token is not None:
                 self._publish(run)
