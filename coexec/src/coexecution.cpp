@@ -219,23 +219,10 @@ Engine::Impl::ExternalInputs Engine::Impl::external_inputs(const OpInfo& info,
 
 void Engine::Impl::snapshot_external_arguments(std::vector<c10::IValue>& arguments) const {
   for (c10::IValue& value : arguments) {
-    if (value.isTensor()) {
-      if (is_external(value.toTensor())) value = snapshot(value.toTensor());
-    } else if (value.isTensorList()) {
-      c10::List<at::Tensor> tensors = value.toTensorList();
-      for (std::size_t i = 0; i < tensors.size(); ++i) {
-        const at::Tensor tensor = tensors.get(i);
-        if (is_external(tensor)) tensors.set(i, snapshot(tensor));
-      }
-    } else if (value.isList()) {
-      c10::List<c10::IValue> items = value.toList();
-      for (std::size_t i = 0; i < items.size(); ++i) {
-        const c10::IValue item = items.get(i);
-        if (item.isTensor() && is_external(item.toTensor())) {
-          items.set(i, snapshot(item.toTensor()));
-        }
-      }
-    }
+    replace_tensors_in(value, [&](const at::Tensor& tensor) -> std::optional<at::Tensor> {
+      if (!is_external(tensor)) return std::nullopt;
+      return snapshot(tensor);
+    });
   }
 }
 

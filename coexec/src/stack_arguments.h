@@ -6,6 +6,7 @@
 #include <ATen/core/stack.h>
 
 #include <cstddef>
+#include <optional>
 
 namespace terra::coexec {
 
@@ -18,6 +19,30 @@ void for_each_tensor_in(const c10::IValue& value, Visit&& visit) {
   } else if (value.isTensorList() || value.isList()) {
     for (const c10::IValue& element : value.toListRef()) {
       if (element.isTensor() && element.toTensor().defined()) visit(element.toTensor());
+    }
+  }
+}
+
+// Calls `replace(tensor)` for every defined tensor in one argument (as for_each_tensor_in)
+// and puts the tensor it returns, if any, in that tensor's place. Lists are changed in place.
+template <class Replace>
+void replace_tensors_in(c10::IValue& value, Replace&& replace) {
+  if (value.isTensor()) {
+    if (!value.toTensor().defined()) return;
+    if (std::optional<at::Tensor> replaced = replace(value.toTensor())) value = *replaced;
+  } else if (value.isTensorList()) {
+    c10::List<at::Tensor> tensors = value.toTensorList();
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const at::Tensor tensor = tensors.get(i);
+      if (!tensor.defined()) continue;
+      if (std::optional<at::Tensor> replaced = replace(tensor)) tensors.set(i, *replaced);
+    }
+  } else if (value.isList()) {
+    c10::List<c10::IValue> items = value.toList();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const c10::IValue item = items.get(i);
+      if (!item.isTensor() || !item.toTensor().defined()) continue;
+      if (std::optional<at::Tensor> replaced = replace(item.toTensor())) items.set(i, *replaced);
     }
   }
 }
