@@ -110,7 +110,7 @@ const at::Tensor& input_at(const torch::jit::Stack& stack, std::size_t n, InputS
 
 }  // namespace
 
-const NodeRuntime& Engine::Impl::node_runtime(Region& region, const graph::Node& node) {
+NodeRuntime& Engine::Impl::node_runtime(Region& region, const graph::Node& node) {
   if (region.runtime.size() <= node.id) region.runtime.resize(region.graph.size());
   NodeRuntime& runtime = region.runtime[node.id];
   if (!runtime.outputs) {
@@ -172,7 +172,7 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
   // as in eager; it stays queueable for the calls whose values are fine. So does one that
   // writes external memory, which the program may read without the dispatcher.
   if (fetch || external == ExternalInputs::kRunNow ||
-      (info.value_check != nullptr && may_raise_on_values(info, *stack))) {
+      (info.value_check != nullptr && may_raise_on_values(node, info, *stack))) {
     if (run_now) {
       sync();  // a Generator object: its state must be current for Python (see CallView)
     } else {
@@ -184,7 +184,15 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
     register_outputs(*stack, node.step, it);
     return;
   }
-  if (node_runtime(region, node).tiny_cpu_inputs && may_run_now(info, *stack)) {
+  const NodeRuntime& runtime = node_runtime(region, node);
+  if (runtime.check_feeder_depth > 0 && check_feeder_runs_now(node, runtime, info, *stack)) {
+    // A later op's value check reads its output: computed now, that check need not wait for
+    // everything queued before it (check_feeders.cpp).
+    run_eagerly(op, keys, stack);
+    register_outputs(*stack, node.step, it);
+    return;
+  }
+  if (runtime.tiny_cpu_inputs && may_run_now(info, *stack)) {
     // Scalar bookkeeping (an optimizer's step counter) that nothing queued touches: running
     // it now costs less than queuing it, and a later `.item()` of it needs no wait.
     run_eagerly(op, keys, stack);
@@ -362,7 +370,8 @@ void Engine::Impl::wait_until_finished(std::uint64_t needed) {
   if (runner.failed()) sync();  // rethrows the runner's error
 }
 
-bool Engine::Impl::may_raise_on_values(const OpInfo& info, const torch::jit::Stack& stack) {
+bool Engine::Impl::may_raise_on_values(const graph::Node& node, const OpInfo& info,
+                                       const torch::jit::Stack& stack) {
   const std::size_t n = info.num_arguments;
   if (stack.size() < n) return true;
   const OpArguments args(stack.data() + (stack.size() - n), n);
@@ -370,7 +379,9 @@ bool Engine::Impl::may_raise_on_values(const OpInfo& info, const torch::jit::Sta
   bool on_cpu = true;
   info.value_check->for_each_checked(args, [&](const at::Tensor& tensor) {
     on_cpu = on_cpu && tensor.is_cpu();
-    needed = std::max(needed, pending_accesses.before_reading(storage_of(tensor)));
+    const std::uint64_t writer = pending_accesses.before_reading(storage_of(tensor));
+    if (writer > runner.finished()) mark_check_feeder(node, tensor, 1);
+    needed = std::max(needed, writer);
   });
   if (!on_cpu) return false;  // CUDA kernels report these errors asynchronously in eager too
   wait_until_finished(needed);

@@ -38,6 +38,9 @@ struct NodeRuntime {
   std::unique_ptr<CallPattern> pattern;
   // Every tensor input is a CPU scalar (or two): a candidate to run at once (may_run_now).
   bool tiny_cpu_inputs = false;
+  // A later op's value check reads this node's output through this many ops (1: directly);
+  // 0: none does. Learned when a check waits (check_feeders.cpp).
+  std::uint8_t check_feeder_depth = 0;
 };
 
 struct Region {
@@ -192,7 +195,9 @@ struct Engine::Impl {
   void wait_until_finished(std::uint64_t needed);
   // For an op with a ValueCheck: waits for the values the check reads (only those: the
   // labels of a batch, not the logits), then true when the kernel may raise on them.
-  bool may_raise_on_values(const OpInfo& info, const torch::jit::Stack& stack);
+  // The values being computed are marked as check feeders' (`node`: the checked op).
+  bool may_raise_on_values(const graph::Node& node, const OpInfo& info,
+                           const torch::jit::Stack& stack);
   // Notes that queued op `sequence` reads (or, when `writes`, writes) every tensor among the
   // last `n` stack values.
   void note_accesses_of_arguments(const torch::jit::Stack& stack, std::size_t n,
@@ -207,7 +212,18 @@ struct Engine::Impl {
   void fall_back(const OpInfo& info, const CallView& call);
   void run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                    torch::jit::Stack* stack);
-  const NodeRuntime& node_runtime(Region& region, const graph::Node& node);
+  NodeRuntime& node_runtime(Region& region, const graph::Node& node);
+  // Check feeders (check_feeders.cpp): the producers of the values a value check waited for
+  // run at once, when their inputs are ready, instead of behind everything queued.
+  // Marks the op of this iteration whose output is `tensor`, when `tensor` is still being
+  // computed, as a check feeder `depth` ops away from the check (`reader` is at or after it).
+  void mark_check_feeder(const graph::Node& reader, const at::Tensor& tensor, std::uint8_t depth);
+  // The same for the op at `step` (an ancestor of `reader`); a view passes it on to its bases.
+  void mark_check_feeder_at(const graph::Node& reader, std::uint32_t step, std::uint8_t depth);
+  // True when check feeder `node` may run now; otherwise marks the producers of its inputs
+  // that are still being computed, one op further from the check.
+  bool check_feeder_runs_now(const graph::Node& node, const NodeRuntime& runtime,
+                             const OpInfo& info, const torch::jit::Stack& stack);
   // Builds the node runtimes (compiled patterns, output specs) along the path the region's
   // last iteration took.
   void compile_last_path(Region& region);

@@ -164,3 +164,52 @@ def test_checks_read_indices_without_waiting_for_what_they_index():
         expected = torch.tanh(w * 1.5)
         expected[expected > 0.9] = 0.0
     assert torch.equal(h, expected)
+
+
+# How a step derives its labels from the label stream (a (3, 5) int tensor) right before the
+# loss: ops that run on the GraphRunner, queued after the logits.
+LABEL_DERIVATIONS = {
+    # reshape of a non-contiguous view copies (one op).
+    "copied": lambda stream: stream[:, 1:3].reshape(-1),
+    # three ops deep: the copy, then two that read the one before.
+    "derived": lambda stream: stream[:, 1:3].reshape(-1).add(2).sub(2),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("derivation", sorted(LABEL_DERIVATIONS))
+def test_labels_derived_before_the_loss_are_computed_at_once(derivation):
+    """A check waits for its labels, which here come from ops queued after the logits: the
+    wait covered the logits too. The ops a check waited for are learned and run at once
+    from then on, so the check reads the labels with the logits still uncomputed (runner
+    held, placeholders poisoned; a wait releases the hold); the values stay eager's."""
+    fresh_engine()
+    derive = LABEL_DERIVATIONS[derivation]
+    torch.manual_seed(3)
+    w, stream = torch.randn(6, 6), torch.randint(0, 6, (3, 5))
+
+    def step():
+        h = torch.tanh(w * 1.5)
+        labels = derive(stream)
+        return h, labels, F.cross_entropy(h, labels)
+
+    region = "labels-" + derivation
+    for _ in range(8):
+        with terra.iteration(region):
+            step()
+    assert region_stats(region)["iterations_coexecuted"] >= 4, terra.explain()
+    engine.configure(poison=True)
+    try:
+        with terra.iteration(region):
+            engine._core._hold_runner(True)
+            h, labels, loss = step()
+            raw = (ctypes.c_float * h.numel()).from_address(torch._C.TensorBase.data_ptr(h))
+            assert all(v != v for v in raw), "the check waited for the logits"
+    finally:
+        engine._core._hold_runner(False)
+        engine.configure(poison=False)
+        terra.sync()
+    eager_h, eager_labels, eager_loss = step()  # outside a region: eager
+    assert torch.equal(h, eager_h) and torch.equal(labels, eager_labels)
+    assert torch.equal(loss, eager_loss)
+    assert region_stats(region)["fallbacks"] == 0
