@@ -6,7 +6,9 @@ paths below bypass the dispatcher, so each gets a wrapper that fetches first: Te
 tolist, __array__, __dlpack__, __repr__, __format__, data_ptr, untyped_storage, storage,
 __reduce_ex__ / __deepcopy__ (pickling, torch.save, copy.deepcopy), torch.save, and the RNG
 state functions (torch.manual_seed, get/set_rng_state, ...), which must see the RNG stream
-after every random op already issued. Explicit torch.Generator methods cannot be wrapped
+after every random op already issued, and the setters of settings kernels read when they run
+(thread count, default dtype, oneDNN and cuDNN flags, also when set through torch.backends'
+properties). Explicit torch.Generator methods cannot be wrapped
 (a C type); instead the engine runs every op that takes a Generator object on the Python
 thread after a sync, so a Generator's state is current whenever Python reads or reseeds it.
 
@@ -75,6 +77,10 @@ SETTINGS = (
     (torch._C, "_set_cublas_allow_tf32"), (torch._C, "_set_sdp_use_math"),
     (torch._C, "_set_sdp_use_flash"), (torch._C, "_set_sdp_use_mem_efficient"),
 )
+# Where torch.backends keeps the settings' properties (`torch.backends.mkldnn.enabled = False`):
+# each property holds its own reference to the setter, so wrapping the setter in torch._C
+# does not reach it.
+BACKEND_MODULES = ("torch.backends.mkldnn", "torch.backends.cudnn")
 CUDA_FUNCTIONS = (
     "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all",
     "get_rng_state", "set_rng_state", "get_rng_state_all", "set_rng_state_all",
@@ -176,7 +182,27 @@ def install(engine) -> None:
     for owner, name in SETTINGS:
         _replace(owner, name, lambda original, name=name: _changing_setting(original, engine,
                                                                             name))
+    _point_properties_at_wrapped_setters()
     _replace(torch, "compile", lambda original: _compiling(original, engine))
+
+
+def _point_properties_at_wrapped_setters() -> None:
+    """Gives torch.backends' setting properties the wrapped setters."""
+    import importlib  # noqa: PLC0415
+    from torch.backends import ContextProp  # noqa: PLC0415
+
+    wrapped = {id(original): getattr(owner, name)
+               for owner, name, original in HookState.installed}
+    for module_name in BACKEND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for prop in vars(type(module)).values():
+            if isinstance(prop, ContextProp) and id(prop.setter) in wrapped:
+                original = prop.setter
+                prop.setter = wrapped[id(original)]
+                HookState.installed.append((prop, "setter", original))
 
 
 def uninstall() -> None:

@@ -133,10 +133,16 @@ PROGRAMS = {
             acc = acc + (torch.full((4,), 1e-20) * 1e-19) * 1e3
             with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
                 c = conv(img)
+            with torch.no_grad():
+                d = conv(img)  # queued with oneDNN on: it must run with it on
+                torch.backends.mkldnn.enabled = False  # a property, not flags()
+                e = conv(img)
+                torch.backends.mkldnn.enabled = True
             torch.set_num_threads(1)
             s = (w * torch.randn(200_000)).sum()
             torch.set_num_threads(2)
-            outs.append((f.sum().item(), c.sum().item(), s.item()))
+            outs.append((f.sum().item(), c.sum().item(), s.item(), d.sum().item(),
+                         e.sum().item()))
         print(f.dtype, acc.tolist(), outs[-1])
         """,
     "normal_std": """
