@@ -2,7 +2,7 @@
 
 The engine is the singleton object of `terra._C` / `terra.engine` with the low-level
 API of docs/architecture.md ("Low-level engine API"): region, begin_iteration,
-end_iteration, abort_iteration, sync, stats, graph_json, set_enabled, is_enabled,
+end_iteration, abort_iteration, sync, quiesce, stats, graph_json, set_enabled, is_enabled,
 reset, explain, set_module_path, phase, last_iteration_repeated.
 
 When the compiled engine cannot be imported, `get()` returns None and the Python layer

@@ -51,8 +51,9 @@ KNOBS: tuple[Knob, ...] = (
          "how long a KeyboardInterrupt waits for queued work", "max_queued_ms"),
     Knob("TERRA_SPEED_CHECK", bool, True,
          "0: a loop stays a region even where its co-executed iterations are slower than "
-         "its traced ones (the region policy's speed check; the corpus tests set 0, since "
-         "they test co-execution itself)", None),
+         "plain ones (the region policy's speed check, which runs a few iterations plainly "
+         "after the first 32 co-executed ones; the corpus tests set 0, since they test "
+         "co-execution itself)", None),
     Knob("TERRA_HOOKS", bool, True,
          "0: do not install the Python fetch hooks (numpy, tolist, repr, data_ptr, "
          "torch.save, RNG state...); for debugging only, values may then be unfilled", None),

@@ -74,6 +74,11 @@ class Engine:
         """Waits until the GraphRunner ran every confirmed op (raises its errors)."""
         self._core.sync()
 
+    def quiesce(self) -> None:
+        """A sync, after which the idle GraphRunner gives its OpenMP team back at once, so
+        that eager code that follows runs as without Terra."""
+        self._core.quiesce()
+
     def pending(self) -> bool:
         """True while the GraphRunner has confirmed work left."""
         return self._core.pending()

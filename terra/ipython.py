@@ -146,7 +146,7 @@ def _stats_rows() -> list[dict]:
             "fallbacks": entry.get("fallbacks", 0),
             "nodes": entry.get("graph_nodes", 0),
             "branches": entry.get("graph_branches", 0),
-            "speedup vs traced": site.get("speedup", ""),
+            "speedup vs plain": site.get("speedup", ""),
         })
     return rows
 

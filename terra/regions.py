@@ -37,12 +37,18 @@ engine's one active iteration:
 - A site that yielded its iteration to an inner loop that is an accepted region in
   `CONTAINER_STREAK` consecutive iterations (the epoch loop around the step loop, a
   cell around its training loop) becomes a container and is never a region.
-- A region whose first `SPEED_CHECK_AFTER` co-executed iterations took longer on
-  average than its traced ones becomes transparent (`_check_speed`).
+- The speed check: a region's co-executed iterations after the first
+  `SPEED_CHECK_WARMUP`, up to `SPEED_CHECK_AFTER`, are timed (with a sync before and one
+  after, so that the GraphRunner's share of them is counted); then its next
+  `PLAIN_SAMPLES` iterations run plainly and are timed (all but the first
+  `PLAIN_WARMUP`). A region whose co-executed iterations took longer on average than the
+  plain ones becomes transparent (`_check_speed`).
 - An exception (KeyboardInterrupt included) leaving an iteration aborts it.
 
-While an iteration is active, global nn.Module forward pre/post hooks keep the
-engine's module path (`model/encoder/0`) current; they are removed in between.
+While a traced iteration is active, global nn.Module forward pre/post hooks keep the
+engine's module path (`model/encoder/0`) current; they are removed in between, and not
+installed for co-executed iterations (whose nodes have their paths). Ops traced after a
+fallback in mid-iteration therefore record no module path.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ class Site:
 
     __slots__ = ("key", "name", "file", "line", "status", "region_key", "traced", "misses",
                  "empty", "container_streak", "cell_run", "reason", "timings", "inert",
-                 "nested", "skip", "skipped")
+                 "nested", "skip", "skipped", "plain_left")
 
     def __init__(self, key: str, name: str, file: str, line: int) -> None:
         self.key, self.name, self.file, self.line = key, name, file, line
@@ -86,10 +92,13 @@ class Site:
         self.empty = 0  # probed iterations while the region's graph was still empty
         self.skip = 0  # iterations to run untraced before the next probe (backing off)
         self.skipped = 0  # iterations run untraced so far while probing
+        self.plain_left = 0  # iterations still to run plainly, timed, for the speed check
         self.container_streak = 0
         self.cell_run: LoopRun | None = None
         self.reason = ""  # why the status is what it is (for %terra status)
-        self.timings: dict[str, list[float]] = {}  # engine phase -> [seconds, iterations]
+        # [seconds, iterations] by the engine phase an iteration began in; "window" and
+        # "plain": the speed check's co-executed and plain samples.
+        self.timings: dict[str, list[float]] = {}
 
     def decide(self, status: Status, reason: str) -> None:
         """Records a final decision about this site."""
@@ -102,7 +111,7 @@ class LoopRun:
     """One run of a marked loop (the `with` block); its methods wrap each iteration."""
 
     __slots__ = ("site", "policy", "region_id", "owns", "yielded_to",
-                 "phase", "started", "record_token")
+                 "phase", "started", "record_token", "plain_started")
 
     def __init__(self, site: Site, policy: "RegionPolicy") -> None:
         self.site = site
@@ -113,6 +122,7 @@ class LoopRun:
         self.phase = ""  # engine phase of the region when the iteration began
         self.started = 0.0
         self.record_token = None  # terra.iterations bookkeeping, only with listeners
+        self.plain_started = 0.0  # this iteration is a timed plain sample (speed check)
 
     def __enter__(self) -> "LoopRun":
         self.policy.open_runs.append(self)
@@ -131,7 +141,8 @@ class LoopRun:
 
     def end(self) -> None:
         """Called when the body is left (normally, by break/continue/return, or after abort)."""
-        if self.owns or self.yielded_to is not None or self.site.container_streak:
+        if (self.owns or self.yielded_to is not None or self.site.container_streak
+                or self.plain_started):
             self.policy.end(self)
 
     def abort(self) -> None:
@@ -227,12 +238,18 @@ class RegionPolicy:
     PROBE_DENSE = 4  # misses after which probing backs off
     PROBE_MAX_GAP = 8  # at most every this many iterations one is probed
     CONTAINER_STREAK = 2  # consecutive iterations yielding to an inner loop
-    SPEED_CHECK_AFTER = 32  # co-executed iterations before a region's speed is judged
+    # The speed check. Both sides' first iterations are slower than their steady ones (the
+    # graph's call patterns, memory from a new malloc arena, OpenMP teams), and are left out.
+    SPEED_CHECK_WARMUP = 8  # co-executed iterations before the timed ones
+    SPEED_CHECK_AFTER = 32  # co-executed iterations before the plain ones
+    PLAIN_SAMPLES = 8  # plain iterations run for the check
+    PLAIN_WARMUP = 3  # of which the first are not timed
 
     def __init__(self) -> None:
         self.sites: dict[str, Site] = {}
         self.active: LoopRun | None = None
         self.open_runs: list[LoopRun] = []  # loop runs entered and not left, outermost first
+        self.plain_run: LoopRun | None = None  # running a timed plain sample (speed check)
         self.hooks = ModulePathHooks()
         self._thread = threading.main_thread().ident
         self._forked = False  # in a forked child (DataLoader workers): never touch the engine
@@ -287,6 +304,13 @@ class RegionPolicy:
             return
         if self._forked or threading.get_ident() != self._thread or not engine.is_enabled():
             return
+        if self.plain_run is not None:
+            return  # inside a plain sample: loops within it run plainly too
+        if site.plain_left:
+            site.plain_left -= 1
+            self.plain_run = run
+            run.plain_started = time.perf_counter()
+            return
         if site.skip:
             # Backing off: this iteration runs plainly (or inside the enclosing candidate's).
             site.skip -= 1
@@ -309,26 +333,36 @@ class RegionPolicy:
         engine.begin_iteration(region_id)
         self.active = run
         run.owns = True
-        self.hooks.install()
+        if run.phase != "coexecuting":
+            # Only traced ops record a module path: a co-executed one's node has it already.
+            # Global module hooks take every module call off PyTorch's fast path (an MLP step
+            # of 6 module calls: +0.06-0.09 ms on 0.28).
+            self.hooks.install()
 
     def end(self, run: LoopRun) -> None:
         """Ends `run`'s iteration (normal exit, break, continue, return) and judges it."""
+        if run.plain_started:
+            self._end_plain_sample(run)
         if run.owns:
             self._release(run, abort=False)
+            elapsed = time.perf_counter() - run.started
             timing = run.site.timings.setdefault(run.phase, [0.0, 0])
-            timing[0] += time.perf_counter() - run.started
+            timing[0] += elapsed
             timing[1] += 1
             if run.site.status is Status.PROBING:
                 self._judge(run)
             elif (run.site.status is Status.REGION and run.phase == "coexecuting"
-                  and timing[1] == self.SPEED_CHECK_AFTER):
-                self._check_speed(run.site)
+                  and timing[1] <= self.SPEED_CHECK_AFTER):
+                self._time_coexecuted(run.site, timing[1], elapsed)
             if run.record_token is not None:
                 self._publish(run)
         self._note_containment(run)
 
     def abort(self, run: LoopRun) -> None:
         """An exception left the iteration: the engine keeps what ran, as eager would."""
+        if run.plain_started:  # a sample cut short by an exception says nothing
+            run.plain_started = 0.0
+            self.plain_run = None
         if run.owns:
             self._release(run, abort=True)
 
@@ -392,33 +426,62 @@ class RegionPolicy:
             return 1
         return min(2 ** ((misses - cls.PROBE_DENSE) // cls.PROBE_DENSE + 1), cls.PROBE_MAX_GAP)
 
-    def _check_speed(self, site: Site) -> None:
-        """Gives a loop back to plain Python when co-executing it is slower than tracing it.
+    def _time_coexecuted(self, site: Site, count: int, elapsed: float) -> None:
+        """Co-executed iteration number `count` of `site` took `elapsed` s: the speed check's
+        window, which a sync opens and a quiesce (also timed) closes; the plain samples next."""
+        if (site.cell_run is not None or count < self.SPEED_CHECK_WARMUP
+                or not config.get("TERRA_SPEED_CHECK")):
+            return
+        engine = _engine_api.get()
+        if count == self.SPEED_CHECK_WARMUP:
+            engine.sync()  # the window starts with nothing queued
+            return
+        window = site.timings.setdefault("window", [0.0, 0])
+        window[0] += elapsed
+        window[1] += 1
+        if count == self.SPEED_CHECK_AFTER:
+            started = time.perf_counter()
+            engine.quiesce()  # and the runner's OpenMP team gone, which would slow plain kernels
+            window[0] += time.perf_counter() - started
+            site.plain_left = self.PLAIN_SAMPLES
 
-        Traced iterations run every op eagerly and record it, so they are never faster
-        than eager; a loop whose co-executed iterations take longer still (tiny ops
-        between `.item()` calls, each a wait for the GraphRunner) runs faster without
-        Terra. Loops around it still being probed become containers. Cell runs are always
-        co-executed.
+    def _end_plain_sample(self, run: LoopRun) -> None:
+        site, elapsed = run.site, time.perf_counter() - run.plain_started
+        run.plain_started = 0.0
+        self.plain_run = None
+        if site.plain_left < self.PLAIN_SAMPLES - self.PLAIN_WARMUP:
+            timing = site.timings.setdefault("plain", [0.0, 0])
+            timing[0] += elapsed
+            timing[1] += 1
+        if site.plain_left == 0:
+            self._check_speed(site)
+
+    def _check_speed(self, site: Site) -> None:
+        """Gives a loop back to plain Python when co-executing it is slower than running it
+        plainly, as eager does.
+
+        Co-execution wins by running kernels beside Python. A loop of tiny ops between
+        `.item()` calls waits for the GraphRunner at each of them; a loop whose kernels
+        already keep every core busy (intra-op threads on a small machine) has no core to
+        overlap on: both run faster without Terra. Loops around it still being probed
+        become containers. Cell runs are always co-executed.
         """
-        traced, coexec = site.timings.get("tracing"), site.timings.get("coexecuting")
-        if site.cell_run is not None or not traced or not traced[1] or not coexec:
+        plain, coexec = site.timings.get("plain"), site.timings.get("window")
+        if not plain or not plain[1] or not coexec or not coexec[1]:
             return
-        if not config.get("TERRA_SPEED_CHECK"):
-            return
-        traced_ms, coexec_ms = 1e3 * traced[0] / traced[1], 1e3 * coexec[0] / coexec[1]
-        if coexec_ms <= traced_ms:
+        plain_ms, coexec_ms = 1e3 * plain[0] / plain[1], 1e3 * coexec[0] / coexec[1]
+        if coexec_ms <= plain_ms:
             return
         site.decide(Status.TRANSPARENT,
-                    f"co-executed iterations took {coexec_ms:.3g} ms, traced ones "
-                    f"{traced_ms:.3g} ms: it runs plainly")
-        # The loops around it run the same fetch-bound code and more: probing them (a traced
-        # iteration of a detector's step loop costs 1.5x its eager time) would cost more
-        # than it could win.
+                    f"co-executed iterations took {coexec_ms:.3g} ms, plain ones "
+                    f"{plain_ms:.3g} ms: it runs plainly")
+        # The loops around it run the same code and more: probing them (a traced iteration
+        # of a detector's step loop costs 1.5x its eager time) would cost more than it
+        # could win.
         for run in self.open_runs:
             if run.site is not site and run.site.status is Status.PROBING:
                 run.site.decide(Status.CONTAINER, f"contains {site.name}, which "
-                                "co-executed slower than it traced")
+                                "co-executed slower than it ran plainly")
 
     def _note_containment(self, run: LoopRun) -> None:
         """Counts iterations that gave way to an inner loop that is (now) a region."""
@@ -450,11 +513,12 @@ class RegionPolicy:
 
 
 def _speedup(timings: dict[str, list[float]]) -> str:
-    """Mean traced iteration time over mean co-executed iteration time ("" until both ran)."""
-    traced, coexec = timings.get("tracing"), timings.get("coexecuting")
-    if not traced or not coexec or not traced[1] or not coexec[1] or not coexec[0]:
+    """Mean plain iteration time over mean co-executed iteration time, as the speed check
+    measured them ("" until it did)."""
+    plain, coexec = timings.get("plain"), timings.get("window")
+    if not plain or not coexec or not plain[1] or not coexec[1] or not coexec[0]:
         return ""
-    return f"{(traced[0] / traced[1]) / (coexec[0] / coexec[1]):.2f}x"
+    return f"{(plain[0] / plain[1]) / (coexec[0] / coexec[1]):.2f}x"
 
 
 POLICY = RegionPolicy()

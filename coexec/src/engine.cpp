@@ -103,6 +103,11 @@ void Engine::sync() {
   impl_->collect_node_times();
 }
 
+void Engine::quiesce() {
+  sync();
+  impl_->runner.release_openmp_team();
+}
+
 bool Engine::pending() const { return impl_->runner.pending(); }
 
 std::int64_t Engine::queued() const { return impl_->runner.outstanding(); }

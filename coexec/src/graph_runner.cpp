@@ -565,20 +565,42 @@ bool GraphRunner::wait_for_work(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   sleeping_.store(true, std::memory_order_seq_cst);
   const auto ready = [this] { return stop_ || (!queue_empty() && !hold_); };
-  if (openmp_team_may_exist_ && !work_ready_.wait_for(lock, kIdleBeforeReleasingTeam, ready)) {
-    // Python runs eagerly now (or nothing runs): its parallel kernels must not pay for this
-    // thread's idle team (openmp_threads.h). A wake-up meanwhile is not lost: `ready` is
-    // checked again before sleeping.
-    lock.unlock();
-    release_openmp_threads();
-    openmp_team_may_exist_ = false;
-    lock.lock();
+  const auto woken = [&] { return ready() || team_release_requested_; };
+  const auto idle_until = Clock::now() + kIdleBeforeReleasingTeam;
+  while (!ready()) {
+    bool idle_long_enough = false;
+    if (openmp_team_may_exist_) {
+      idle_long_enough = !work_ready_.wait_until(lock, idle_until, woken);
+    } else {
+      work_ready_.wait(lock, woken);
+    }
+    if (ready()) break;
+    if (openmp_team_may_exist_ && (idle_long_enough || team_release_requested_)) {
+      // Python runs eagerly now (or nothing runs): its parallel kernels must not pay for
+      // this thread's idle team (openmp_threads.h). A wake-up meanwhile is not lost: `ready`
+      // is checked again before sleeping.
+      lock.unlock();
+      release_openmp_threads();
+      openmp_team_may_exist_ = false;
+      lock.lock();
+    }
+    if (team_release_requested_) {
+      team_release_requested_ = false;
+      team_released_.notify_all();
+    }
   }
-  work_ready_.wait(lock, ready);
   sleeping_.store(false, std::memory_order_relaxed);
   const bool work = !queue_empty();
   lock.unlock();
   return work;
+}
+
+void GraphRunner::release_openmp_team() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  team_release_requested_ = true;
+  work_ready_.notify_all();
+  team_released_.wait_for(lock, kTeamReleaseWait, [this] { return !team_release_requested_; });
+  team_release_requested_ = false;
 }
 
 void GraphRunner::loop() {

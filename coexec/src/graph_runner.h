@@ -199,6 +199,10 @@ class GraphRunner {
   std::exception_ptr take_error();
   // While held, no new op starts (test hook); wait_idle() releases the hold.
   void set_hold(bool hold);
+  // Has the idle runner give its OpenMP team back now, not kIdleBeforeReleasingTeam later,
+  // and returns once it did (at most kTeamReleaseWait). Call with nothing queued (after
+  // wait_idle): eager code that follows then runs as it would without the runner.
+  void release_openmp_team();
   // The intra-op thread count the runner should use (the Python thread's, DESIGN §4).
   void set_num_threads(int threads) { wanted_threads_.store(threads); }
   // Flush-to-zero of denormals is a per-thread CPU mode: the runner takes the program's.
@@ -230,6 +234,9 @@ class GraphRunner {
   // that a co-executed loop's gaps between iterations keep it, short against an eager phase.
   static constexpr std::chrono::milliseconds kIdleBeforeReleasingTeam{20};
   bool openmp_team_may_exist_ = false;  // runner thread only
+  bool team_release_requested_ = false;  // under mutex_ (release_openmp_team)
+  std::condition_variable team_released_;
+  static constexpr std::chrono::milliseconds kTeamReleaseWait{100};
   void execute(WorkItem& item);
   bool hold_tensor(const at::Tensor& tensor, std::uint32_t argument, std::int32_t element,
                    WorkItem& item);

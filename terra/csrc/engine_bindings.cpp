@@ -240,6 +240,8 @@ void bind_engine(py::module_& m) {
       .def("end_iteration", &Engine::end_iteration)
       .def("abort_iteration", &Engine::abort_iteration)
       .def("sync", &Engine::sync, "Waits until the GraphRunner ran everything confirmed.")
+      .def("quiesce", &Engine::quiesce,
+           "A sync, then the idle GraphRunner gives its OpenMP team back at once.")
       .def("pending", &Engine::pending)
       .def("queued", &Engine::queued, "Confirmed ops not yet finished by the GraphRunner.")
       .def("fetch", &Engine::fetch,

@@ -88,6 +88,9 @@ class FakeEngine:
     def sync(self):
         pass
 
+    def quiesce(self):
+        pass
+
     def reset(self):
         self.events.append(("reset",))
 
@@ -593,28 +596,50 @@ def test_forked_child_never_touches_the_engine(fake):
 
 
 class FakeClock:
-    """time.perf_counter for the policy: ops cost `traced` seconds, or `coexecuted` once the
-    fake engine co-executes their region (it repeated)."""
+    """time.perf_counter for the policy: ops cost `traced` seconds while their region is
+    traced, `coexecuted` once the fake engine co-executes it (it repeated), and `plain`
+    outside any iteration; a sync (the GraphRunner catching up) costs `sync`."""
 
-    def __init__(self, engine, traced, coexecuted):
-        self.engine, self.traced, self.coexecuted, self.now = engine, traced, coexecuted, 0.0
+    def __init__(self, engine, traced, coexecuted, plain=0.0, sync=0.0):
+        self.engine, self.traced, self.coexecuted, self.plain = engine, traced, coexecuted, plain
+        self.now = 0.0
+        self.syncs = 0
+        sync_cost = sync
+
+        def catch_up():
+            self.syncs += 1
+            self.now += sync_cost
+
+        engine.sync = engine.quiesce = catch_up
 
     def perf_counter(self):
         return self.now
 
     def op(self, tag):
         current = self.engine.current
-        if current is not None:
+        if current is None:
+            self.now += self.plain
+        else:
             region_id = current[0]
             self.now += self.coexecuted if self.engine.repeated.get(region_id) else self.traced
         self.engine.op(tag)
 
 
-@pytest.mark.parametrize("coexecuted_cost, slower", [(5e-3, True), (0.5e-3, False)])
-def test_region_slower_co_executed_than_traced_runs_plainly(fake, monkeypatch, coexecuted_cost,
-                                                           slower):
-    """A loop of tiny ops between fetches: co-executing it costs more than tracing it."""
-    clock = FakeClock(fake, traced=1e-3, coexecuted=coexecuted_cost)
+SPEED_CASES = {
+    # name: (seconds per op traced, co-executed, plain; the sync's seconds; slower?)
+    "fetch-bound": (1e-3, 5e-3, 1e-3, 0.0, True),
+    "faster": (1e-3, 0.5e-3, 1e-3, 0.0, False),
+    # Python's side is fast, but the GraphRunner lags: the sync holds most of the time.
+    "runner-bound": (1e-3, 0.5e-3, 1e-3, 64e-3, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPEED_CASES))
+def test_region_slower_co_executed_than_plain_runs_plainly(fake, monkeypatch, case):
+    """After its first co-executed iterations and a sync, a region runs a few iterations
+    plainly; slower co-executed than those, it runs plainly from then on."""
+    traced, coexecuted, plain, sync, slower = SPEED_CASES[case]
+    clock = FakeClock(fake, traced, coexecuted, plain, sync)
     monkeypatch.setattr(regions, "time", clock)
     source = textwrap.dedent("""
         import itertools
@@ -630,32 +655,68 @@ def test_region_slower_co_executed_than_traced_runs_plainly(fake, monkeypatch, c
     namespace = {"op": clock.op}
     exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
     namespace["main"]()
+    policy = regions.RegionPolicy
     inner, outer = status_of(fake, ":8"), status_of(fake, ":5")
     assert status_of(fake, ":7") is regions.Status.CONTAINER
     site = next(s for s in fake.policy.sites.values() if s.name.endswith(":8"))
-    assert site.timings["coexecuting"][1] >= regions.RegionPolicy.SPEED_CHECK_AFTER
+    assert site.timings["coexecuting"][1] >= policy.SPEED_CHECK_AFTER
+    assert site.timings["window"][1] == policy.SPEED_CHECK_AFTER - policy.SPEED_CHECK_WARMUP
+    assert site.timings["plain"][1] == policy.PLAIN_SAMPLES - policy.PLAIN_WARMUP
+    assert clock.syncs == 2  # one opens the timed window, one closes it
+    # The plain samples never reached the engine: its iterations of the box loop are the
+    # traced ones (2) and the co-executed ones, and more of those only when it stayed a region.
+    ended = [e for e in fake.events if e == ("end", site.key)]
     if slower:
         assert inner is regions.Status.TRANSPARENT
-        assert "took 10 ms, traced ones 2 ms" in site.reason
+        plain_ms = 2e3 * plain
+        coexec_ms = 2e3 * coexecuted + 1e3 * sync / (policy.SPEED_CHECK_AFTER -
+                                                    policy.SPEED_CHECK_WARMUP)
+        assert f"took {coexec_ms:.3g} ms, plain ones {plain_ms:.3g} ms" in site.reason
         # The step loop was still probed: its first iteration had not ended yet.
         assert outer is regions.Status.CONTAINER
-        assert "co-executed slower than it traced" in next(
+        assert "co-executed slower than it ran plainly" in next(
             s.reason for s in fake.policy.sites.values() if s.name.endswith(":5"))
-        # From the check on, the loop runs plainly: no iteration of it reaches the engine.
-        ended = [e for e in fake.events if e == ("end", site.key)]
-        assert len(ended) == 2 + regions.RegionPolicy.SPEED_CHECK_AFTER
+        assert len(ended) == 2 + policy.SPEED_CHECK_AFTER
     else:
         assert inner is regions.Status.REGION
-    assert fake.policy.open_runs == [] and fake.current is None
+        assert len(ended) == 30 * 2 * 20 - policy.PLAIN_SAMPLES
+    assert fake.policy.open_runs == [] and fake.current is None and fake.policy.plain_run is None
+
+
+def test_plain_sample_cut_short_by_an_exception_is_not_counted(fake, monkeypatch):
+    """An exception in a plain sample leaves no sample behind and no plain run open."""
+    clock = FakeClock(fake, traced=1e-3, coexecuted=5e-3, plain=1e-3)
+    monkeypatch.setattr(regions, "time", clock)
+    source = textwrap.dedent("""
+        def main(fail_at):
+            for box in range(60):
+                op("box")
+                if box == fail_at:
+                    raise KeyError(box)
+    """)
+    namespace = {"op": clock.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    policy = regions.RegionPolicy
+    first_sample = 2 + policy.SPEED_CHECK_AFTER  # traced, then co-executed iterations
+    with pytest.raises(KeyError):  # the first sample after the warm-up ones raises
+        namespace["main"](first_sample + policy.PLAIN_WARMUP)
+    site = next(iter(fake.policy.sites.values()))
+    assert site.plain_left == policy.PLAIN_SAMPLES - policy.PLAIN_WARMUP - 1
+    assert "plain" not in site.timings and fake.policy.plain_run is None
+    namespace["main"](-1)  # the remaining samples, then the check
+    assert site.timings["plain"][1] == policy.PLAIN_SAMPLES - policy.PLAIN_WARMUP - 1
+    assert site.status is regions.Status.TRANSPARENT
 
 
 def test_speed_check_can_be_switched_off(fake, monkeypatch):
     """TERRA_SPEED_CHECK=0 (the corpus tests): a slow co-executed loop stays a region."""
     monkeypatch.setenv("TERRA_SPEED_CHECK", "0")
-    clock = FakeClock(fake, traced=1e-3, coexecuted=5e-3)
+    clock = FakeClock(fake, traced=1e-3, coexecuted=5e-3, plain=1e-3)
     monkeypatch.setattr(regions, "time", clock)
-    source = "def main():\n    for box in range(40):\n        op('box')\n"
+    source = "def main():\n    for box in range(60):\n        op('box')\n"
     namespace = {"op": clock.op}
     exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
     namespace["main"]()
     assert status_of(fake, ":2") is regions.Status.REGION
+    timings = next(iter(fake.policy.sites.values())).timings
+    assert clock.syncs == 0 and "plain" not in timings and "window" not in timings

@@ -45,6 +45,10 @@ class Engine {
   void abort_iteration();
   // Waits until the GraphRunner executed everything confirmed; rethrows a runner error.
   void sync();
+  // A sync, after which the idle GraphRunner also gives its OpenMP team back at once (not
+  // after its idle delay): eager code that follows runs as in a process without Terra (the
+  // region policy times plain iterations after it).
+  void quiesce();
   // True when the GraphRunner still has confirmed work (cheap; used by Python hooks).
   bool pending() const;
   // Confirmed ops queued on the GraphRunner and not yet finished; backpressure keeps it at
