@@ -357,6 +357,9 @@ def main() -> int:
     parser.add_argument("--lstm-hidden", type=int, default=64)
     parser.add_argument("--lstm-seq", type=int, default=16)
     parser.add_argument("--lstm-batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra-op threads for eager and Terra alike (torch.set_num_threads; "
+                             "0: torch's default, one per core)")
     parser.add_argument("--json", metavar="PATH", help="also write every figure here as JSON")
     args = parser.parse_args()
     names = [n for n in args.loops.split(",") if n]
@@ -365,6 +368,8 @@ def main() -> int:
         parser.error(f"unknown loops {sorted(unknown)}" if unknown
                      else "--warmup-rounds must be below --rounds")
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)  # before the engine: its runner follows it
     machine, load_start = _machine(), os.getloadavg()
     print(f"machine: {machine['processor']}, {machine['cores']} cores, torch {machine['torch']}, "
           f"threads {machine['intra_op_threads']}, python {machine['python']}, "
