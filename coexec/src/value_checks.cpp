@@ -132,6 +132,15 @@ bool flat_index_out_of_range(OpArguments args) {
   return any_outside(args[1].toTensor(), -numel, numel);
 }
 
+// max_unpool2d(self, indices, output_size) and max_unpool3d(self, indices, output_size, ...):
+// each index is a position in one output plane (volume) of prod(output_size) elements.
+bool unpool_index_out_of_range(OpArguments args) {
+  if (args.size() < 3 || !is_defined_tensor(args[1]) || !args[2].isIntList()) return true;
+  std::int64_t plane = 1;
+  for (const std::int64_t size : args[2].toIntList()) plane *= size;
+  return any_outside(args[1].toTensor(), 0, plane);
+}
+
 // nll_loss(2d)_forward(self, target, weight, reduction, ignore_index) and the backward's
 // (grad_output, self, target, weight, reduction, ignore_index, total_weight): a target is a
 // class of self or the ignored index.
@@ -319,6 +328,8 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
       {"aten::take", kFlatIndex},
       {"aten::put", kFlatIndex},
       {"aten::put_", kFlatIndex},
+      {"aten::max_unpool2d", {argument<1>, unpool_index_out_of_range}},
+      {"aten::max_unpool3d", {argument<1>, unpool_index_out_of_range}},
       {"aten::nll_loss_forward", {argument<1>, target_out_of_range<0>}},
       {"aten::nll_loss2d_forward", {argument<1>, target_out_of_range<0>}},
       {"aten::nll_loss_backward", {argument<2>, target_out_of_range<1>}},

@@ -43,6 +43,12 @@ CASES = {
     "multi_margin_loss": lambda h, bad: F.multi_margin_loss(
         h, torch.tensor([0, 1, 2, 3, 4, 5 + bad])),
     "take": lambda h, bad: h.take(torch.tensor([35 + bad])),
+    "max_unpool2d": lambda h, bad: F.max_unpool2d(
+        h[:2, :2].reshape(1, 1, 2, 2), torch.tensor([[[[0, 3], [8, 15 + bad]]]]), 2,
+        output_size=(4, 4)),
+    "max_unpool3d": lambda h, bad: F.max_unpool3d(
+        h[:2, :2].reshape(1, 1, 1, 2, 2), torch.tensor([[[[[0, 3], [8, 15 + bad]]]]]), (1, 2, 2),
+        output_size=(1, 4, 4)),
     "cross_entropy": lambda h, bad: F.cross_entropy(h, torch.tensor([0, 1, 2, 3, 4, 5 + bad])),
     "cross_entropy_ignore_index": lambda h, bad: F.cross_entropy(
         h, torch.tensor([-100, 1, 2, 3, 4, 5 + bad])),

@@ -158,12 +158,13 @@ TEST(CoExecution, ValueCheckedOpRaisesAtTheOp) {
 TEST(CoExecution, RunnerErrorSurfacesAtSync) {
   Engine& engine = fresh_engine();
   const int region = engine.region("test:error", "error", "test.cpp", 4);
-  at::Tensor values = at::randn({1, 1, 2, 2});
-  // max_unpool2d has no value check (value_checks.cpp): a bad index fails on the runner.
+  at::Tensor weight = at::randn({10, 3});
+  const at::Tensor offsets = at::arange(0, 4, 2, at::kLong);
+  // _embedding_bag has no value check (value_checks.cpp): a bad index fails on the runner.
   auto step = [&](const at::Tensor& indices) {
-    return at::max_unpool2d(values * 2, indices, {4, 4});
+    return std::get<0>(at::_embedding_bag(weight * 2, indices, offsets));
   };
-  const at::Tensor good = at::arange(4, at::kLong).reshape({1, 1, 2, 2});
+  const at::Tensor good = at::arange(4, at::kLong);
   const at::Tensor bad = good + 100;
   for (int i = 0; i < 4; ++i) {
     at::Tensor indices = good.clone();
@@ -182,7 +183,7 @@ TEST(CoExecution, RunnerErrorSurfacesAtSync) {
   at::Tensor ok = step(indices);
   engine.end_iteration();
   engine.sync();
-  EXPECT_TRUE(ok.equal(at::max_unpool2d(values * 2, good, {4, 4})));
+  EXPECT_TRUE(ok.equal(std::get<0>(at::_embedding_bag(weight * 2, good, offsets))));
 }
 
 TEST(CoExecution, BackpressureBoundsQueuedOps) {
