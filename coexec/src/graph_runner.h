@@ -233,7 +233,7 @@ class GraphRunner {
   // Idle this long, the runner gives its OpenMP team back (openmp_threads.h): long enough
   // that a co-executed loop's gaps between iterations keep it, short against an eager phase.
   static constexpr std::chrono::milliseconds kIdleBeforeReleasingTeam{20};
-  bool openmp_team_may_exist_ = false;  // runner thread only
+  bool openmp_team_may_exist_ = false;   // runner thread only
   bool team_release_requested_ = false;  // under mutex_ (release_openmp_team)
   std::condition_variable team_released_;
   static constexpr std::chrono::milliseconds kTeamReleaseWait{100};

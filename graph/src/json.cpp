@@ -183,8 +183,8 @@ double double_from_json(const json& value) {
 TensorMeta meta_from_json(const json& object) {
   TensorMeta meta;
   meta.sizes = get<std::vector<std::int64_t>>(object, "shape");
-  meta.strides = get_or<std::vector<std::int64_t>>(object, "strides",
-                                                   TensorMeta::contiguous(meta.sizes).strides.vec());
+  meta.strides = get_or<std::vector<std::int64_t>>(
+      object, "strides", TensorMeta::contiguous(meta.sizes).strides.vec());
   meta.storage_offset = get_or<std::int64_t>(object, "offset", 0);
   meta.dtype = get<std::string>(object, "dtype");
   meta.device = get_or<std::string>(object, "device", "cpu");

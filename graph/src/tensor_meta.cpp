@@ -4,8 +4,8 @@
 
 namespace terra::graph {
 
-TensorMeta TensorMeta::contiguous(Dims sizes, std::string dtype,
-                                  std::string device, bool requires_grad) {
+TensorMeta TensorMeta::contiguous(Dims sizes, std::string dtype, std::string device,
+                                  bool requires_grad) {
   TensorMeta meta;
   meta.strides.assign(sizes.size(), 1);
   for (std::size_t i = sizes.size(); i > 1; --i) {

@@ -4,8 +4,7 @@
 
 namespace terra::graph {
 
-VaryingScalars::Point VaryingScalars::point_of(const OperatorName& op,
-                                               const SourceLocation& source,
+VaryingScalars::Point VaryingScalars::point_of(const OperatorName& op, const SourceLocation& source,
                                                const std::string& module_path) {
   return Point{op.qualified(), source.file.str(), source.line, module_path};
 }

@@ -103,8 +103,8 @@ class SourceLocator {
     const char* name = PyUnicode_AsUTF8(code->co_filename);
     const std::string file = name != nullptr ? name : "";
     info.file = file;
-    info.library = is_library_file(file) && file.rfind("<ipython", 0) != 0 &&
-                   file.rfind("<string>", 0) != 0;
+    info.library =
+        is_library_file(file) && file.rfind("<ipython", 0) != 0 && file.rfind("<string>", 0) != 0;
     return codes_.emplace(code, std::move(info)).first->second;
   }
 

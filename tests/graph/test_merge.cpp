@@ -309,8 +309,8 @@ TEST(Merge, KnownVaryingScalarsSurviveAGraphRebuiltFromItsParts) {
   graph.merge(padded_step(8, 0.09));
   std::vector<Node> nodes;
   for (NodeId id = 0; id < graph.size(); ++id) nodes.push_back(graph.node(id));
-  TraceGraph rebuilt = TraceGraph::from_parts(graph.root(), nodes, graph.states(),
-                                              graph.feeds(), graph.constants());
+  TraceGraph rebuilt =
+      TraceGraph::from_parts(graph.root(), nodes, graph.states(), graph.feeds(), graph.constants());
   MergeResult longer = rebuilt.merge(padded_step(16, 0.08));
   rebuilt.verify();
   EXPECT_TRUE(rebuilt.node(longer.path[3]).identity.args()[1].is<ScalarFeed>());
