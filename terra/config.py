@@ -52,7 +52,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("TERRA_SPEED_CHECK", bool, True,
          "0: a loop stays a region even where its co-executed iterations are slower than "
          "plain ones (the region policy's speed check, which runs a few iterations plainly "
-         "after the first 32 co-executed ones; the corpus tests set 0, since they test "
+         "after the first 64 co-executed ones; the corpus tests set 0, since they test "
          "co-execution itself)", None),
     Knob("TERRA_HOOKS", bool, True,
          "0: do not install the Python fetch hooks (numpy, tolist, repr, data_ptr, "

@@ -241,7 +241,7 @@ class RegionPolicy:
     # The speed check. Both sides' first iterations are slower than their steady ones (the
     # graph's call patterns, memory from a new malloc arena, OpenMP teams), and are left out.
     SPEED_CHECK_WARMUP = 8  # co-executed iterations before the timed ones
-    SPEED_CHECK_AFTER = 32  # co-executed iterations before the plain ones
+    SPEED_CHECK_AFTER = 64  # co-executed iterations before the plain ones
     PLAIN_SAMPLES = 8  # plain iterations run for the check
     PLAIN_WARMUP = 3  # of which the first are not timed
 

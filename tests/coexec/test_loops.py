@@ -689,7 +689,7 @@ def test_plain_sample_cut_short_by_an_exception_is_not_counted(fake, monkeypatch
     monkeypatch.setattr(regions, "time", clock)
     source = textwrap.dedent("""
         def main(fail_at):
-            for box in range(60):
+            for box in range(100):
                 op("box")
                 if box == fail_at:
                     raise KeyError(box)
@@ -713,7 +713,7 @@ def test_speed_check_can_be_switched_off(fake, monkeypatch):
     monkeypatch.setenv("TERRA_SPEED_CHECK", "0")
     clock = FakeClock(fake, traced=1e-3, coexecuted=5e-3, plain=1e-3)
     monkeypatch.setattr(regions, "time", clock)
-    source = "def main():\n    for box in range(60):\n        op('box')\n"
+    source = "def main():\n    for box in range(100):\n        op('box')\n"
     namespace = {"op": clock.op}
     exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
     namespace["main"]()
