@@ -136,6 +136,26 @@ def test_checked_ops_on_fine_values_stay_queued():
     assert stats["fallbacks"] == 0
 
 
+def _run_with_runner_held(region, step, message):
+    """One iteration of `step` with the GraphRunner held and placeholders poisoned: its first
+    result, a float placeholder, must still be unwritten when `step` returns (any wait
+    releases the hold). Returns `step`'s results once the runner ran."""
+    engine.configure(poison=True)
+    try:
+        with terra.iteration(region):
+            engine._core._hold_runner(True)
+            results = step()
+            first = results[0]
+            raw = (ctypes.c_float * first.numel()).from_address(
+                torch._C.TensorBase.data_ptr(first))
+            assert all(v != v for v in raw), message
+    finally:
+        engine._core._hold_runner(False)
+        engine.configure(poison=False)
+        terra.sync()
+    return results
+
+
 @pytest.mark.timeout(60)
 def test_checks_read_indices_without_waiting_for_what_they_index():
     """With the runner held and placeholders poisoned, checked ops whose indices and labels
@@ -155,17 +175,7 @@ def test_checks_read_indices_without_waiting_for_what_they_index():
         with terra.iteration("no-wait"):
             step()
     assert engine.phase(region_stats("no-wait")["id"]) == "coexecuting"
-    engine.configure(poison=True)
-    try:
-        with terra.iteration("no-wait"):
-            engine._core._hold_runner(True)
-            h, _, _ = step()
-            raw = (ctypes.c_float * h.numel()).from_address(torch._C.TensorBase.data_ptr(h))
-            assert all(v != v for v in raw), "a check waited for the indexed tensor"
-    finally:
-        engine._core._hold_runner(False)
-        engine.configure(poison=False)
-        terra.sync()
+    h, _, _ = _run_with_runner_held("no-wait", step, "a check waited for the indexed tensor")
     with torch.no_grad():
         expected = torch.tanh(w * 1.5)
         expected[expected > 0.9] = 0.0
@@ -204,17 +214,7 @@ def test_labels_derived_before_the_loss_are_computed_at_once(derivation):
         with terra.iteration(region):
             step()
     assert region_stats(region)["iterations_coexecuted"] >= 4, terra.explain()
-    engine.configure(poison=True)
-    try:
-        with terra.iteration(region):
-            engine._core._hold_runner(True)
-            h, labels, loss = step()
-            raw = (ctypes.c_float * h.numel()).from_address(torch._C.TensorBase.data_ptr(h))
-            assert all(v != v for v in raw), "the check waited for the logits"
-    finally:
-        engine._core._hold_runner(False)
-        engine.configure(poison=False)
-        terra.sync()
+    h, labels, loss = _run_with_runner_held(region, step, "the check waited for the logits")
     eager_h, eager_labels, eager_loss = step()  # outside a region: eager
     assert torch.equal(h, eager_h) and torch.equal(labels, eager_labels)
     assert torch.equal(loss, eager_loss)
