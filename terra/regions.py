@@ -275,6 +275,12 @@ class RegionPolicy:
 
     def close_run(self, run: LoopRun) -> None:
         """`run`'s loop was left (runs close innermost first; searched from the end)."""
+        if self.plain_run is run:
+            # An exception arrived where neither abort() nor end() ran (a KeyboardInterrupt
+            # raised as end() was entered): the sample says nothing, and must not stay open,
+            # or every loop would run plainly from then on.
+            self.plain_run = None
+            run.plain_started = 0.0
         for i in range(len(self.open_runs) - 1, -1, -1):
             if self.open_runs[i] is run:
                 del self.open_runs[i]
@@ -284,6 +290,7 @@ class RegionPolicy:
         """Forgets every decision (after the engine forgot its regions)."""
         if self.active is not None:
             self._release(self.active, abort=True)
+        self.plain_run = None
         self.sites.clear()
 
     def _site(self, key: str, name: str, file: str, line: int) -> Site:

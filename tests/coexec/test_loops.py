@@ -708,6 +708,35 @@ def test_plain_sample_cut_short_by_an_exception_is_not_counted(fake, monkeypatch
     assert site.status is regions.Status.TRANSPARENT
 
 
+def test_interrupt_entering_end_of_a_plain_sample_leaves_no_sample_open(fake, monkeypatch):
+    """A KeyboardInterrupt raised as end() is entered (Python checks for signals there),
+    after the body ran, skips both abort() and end(): leaving the loop closes the sample,
+    and the next run of the loop is judged as before (a test of the kernel's interrupt
+    found every later loop running plainly)."""
+    clock = FakeClock(fake, traced=1e-3, coexecuted=5e-3, plain=1e-3)
+    monkeypatch.setattr(regions, "time", clock)
+    interrupt_at_sample = [2]
+    original_end = regions.LoopRun.end
+
+    def end(self):
+        if self.plain_started:
+            interrupt_at_sample[0] -= 1
+            if interrupt_at_sample[0] == 0:
+                raise KeyboardInterrupt
+        original_end(self)
+
+    monkeypatch.setattr(regions.LoopRun, "end", end)
+    source = "def main():\n    for box in range(100):\n        op('box')\n"
+    namespace = {"op": clock.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    with pytest.raises(KeyboardInterrupt):
+        namespace["main"]()
+    site = next(iter(fake.policy.sites.values()))
+    assert fake.policy.plain_run is None
+    namespace["main"]()  # the remaining samples, then the check: as without the interrupt
+    assert site.status is regions.Status.TRANSPARENT
+
+
 def test_speed_check_can_be_switched_off(fake, monkeypatch):
     """TERRA_SPEED_CHECK=0 (the corpus tests): a slow co-executed loop stays a region."""
     monkeypatch.setenv("TERRA_SPEED_CHECK", "0")
