@@ -337,9 +337,12 @@ class RegionPolicy:
         run.phase = engine.phase(region_id)
         run.started = time.perf_counter()
         run.record_token = FEED.open(engine, region_id) if FEED.listeners else None
-        engine.begin_iteration(region_id)
+        # Owned before the engine's begin: an exception from here on (a KeyboardInterrupt is
+        # raised after any call returns) aborts the iteration (LoopRun.__exit__); aborting one
+        # the engine never began is a no-op.
         self.active = run
         run.owns = True
+        engine.begin_iteration(region_id)
         if run.phase != "coexecuting":
             # Only traced ops record a module path: a co-executed one's node has it already.
             # Global module hooks take every module call off PyTorch's fast path (an MLP step

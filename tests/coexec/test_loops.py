@@ -737,6 +737,31 @@ def test_interrupt_entering_end_of_a_plain_sample_leaves_no_sample_open(fake, mo
     assert site.status is regions.Status.TRANSPARENT
 
 
+def test_interrupt_right_after_the_engine_began_an_iteration_aborts_it(fake):
+    """A KeyboardInterrupt is raised after whichever call returns: one raised as the
+    engine's begin_iteration returns, before the body's try, must still abort the
+    iteration the engine opened."""
+    original_begin, begins = fake.begin_iteration, [0]
+
+    def begin_then_interrupt(region_id):
+        original_begin(region_id)
+        begins[0] += 1
+        if begins[0] == 2:
+            raise KeyboardInterrupt
+
+    fake.begin_iteration = begin_then_interrupt
+    source = "def main():\n    for step in range(10):\n        op('x')\n"
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    with pytest.raises(KeyboardInterrupt):
+        namespace["main"]()
+    key = next(iter(fake.policy.sites))
+    assert fake.events[-1] == ("abort", key)
+    assert fake.current is None and fake.policy.active is None
+    namespace["main"]()  # no iteration left open: the loop runs and is judged again
+    assert status_of(fake, ":2") is regions.Status.REGION
+
+
 def test_speed_check_can_be_switched_off(fake, monkeypatch):
     """TERRA_SPEED_CHECK=0 (the corpus tests): a slow co-executed loop stays a region."""
     monkeypatch.setenv("TERRA_SPEED_CHECK", "0")
