@@ -63,7 +63,7 @@ void Engine::Impl::mark_check_feeder_at(const graph::Node& reader, std::uint32_t
   }
 }
 
-bool Engine::Impl::check_feeder_runs_now(const graph::Node& node, const NodeRuntime& runtime,
+bool Engine::Impl::check_feeder_runs_now(const graph::Node& node, std::uint8_t depth,
                                          const OpInfo& info, const torch::jit::Stack& stack) {
   // An op that writes its arguments, or draws random numbers, keeps its place in the queue:
   // the reads queued before it and the default generator's order need it there.
@@ -75,8 +75,8 @@ bool Engine::Impl::check_feeder_runs_now(const graph::Node& node, const NodeRunt
     on_cpu = on_cpu && tensor.is_cpu();
     if (pending_accesses.before_reading(storage_of(tensor)) <= finished) return;
     ready = false;
-    if (runtime.check_feeder_depth < kMaxFeederDepth) {
-      mark_check_feeder(node, tensor, static_cast<std::uint8_t>(runtime.check_feeder_depth + 1));
+    if (depth < kMaxFeederDepth) {
+      mark_check_feeder(node, tensor, static_cast<std::uint8_t>(depth + 1));
     }
   });
   return on_cpu && ready;

@@ -184,15 +184,17 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
     register_outputs(*stack, node.step, it);
     return;
   }
-  const NodeRuntime& runtime = node_runtime(region, node);
-  if (runtime.check_feeder_depth > 0 && check_feeder_runs_now(node, runtime, info, *stack)) {
+  // Copied: marking check feeders may touch other nodes' runtimes.
+  const std::uint8_t feeder_depth = node_runtime(region, node).check_feeder_depth;
+  const bool tiny_cpu_inputs = node_runtime(region, node).tiny_cpu_inputs;
+  if (feeder_depth > 0 && check_feeder_runs_now(node, feeder_depth, info, *stack)) {
     // A later op's value check reads its output: computed now, that check need not wait for
     // everything queued before it (check_feeders.cpp).
     run_eagerly(op, keys, stack);
     register_outputs(*stack, node.step, it);
     return;
   }
-  if (runtime.tiny_cpu_inputs && may_run_now(info, *stack)) {
+  if (tiny_cpu_inputs && may_run_now(info, *stack)) {
     // Scalar bookkeeping (an optimizer's step counter) that nothing queued touches: running
     // it now costs less than queuing it, and a later `.item()` of it needs no wait.
     run_eagerly(op, keys, stack);

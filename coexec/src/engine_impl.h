@@ -220,10 +220,10 @@ struct Engine::Impl {
   void mark_check_feeder(const graph::Node& reader, const at::Tensor& tensor, std::uint8_t depth);
   // The same for the op at `step` (an ancestor of `reader`); a view passes it on to its bases.
   void mark_check_feeder_at(const graph::Node& reader, std::uint32_t step, std::uint8_t depth);
-  // True when check feeder `node` may run now; otherwise marks the producers of its inputs
-  // that are still being computed, one op further from the check.
-  bool check_feeder_runs_now(const graph::Node& node, const NodeRuntime& runtime,
-                             const OpInfo& info, const torch::jit::Stack& stack);
+  // True when check feeder `node` (`depth` ops from its check) may run now; otherwise marks
+  // the producers of its inputs that are still being computed, one op further from it.
+  bool check_feeder_runs_now(const graph::Node& node, std::uint8_t depth, const OpInfo& info,
+                             const torch::jit::Stack& stack);
   // Builds the node runtimes (compiled patterns, output specs) along the path the region's
   // last iteration took.
   void compile_last_path(Region& region);
