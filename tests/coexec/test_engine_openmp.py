@@ -36,16 +36,26 @@ PROGRAM = textwrap.dedent("""
             out = kernel()
             during = threads()  # the last iteration co-executes: the runner's team is up
     terra.sync()
-    deadline = time.monotonic() + 10.0
-    while threads() >= before and time.monotonic() < deadline:
-        time.sleep(0.02)
+    synced = threads()  # at once: the runner keeps its team for a while when idle
+    SETTLE
     idle = threads()
     kernel()  # eager again: Python's team is rebuilt
-    print(json.dumps({"before": before, "during": during, "idle": idle, "after": threads(),
+    print(json.dumps({"before": before, "during": during, "synced": synced, "idle": idle,
+                      "after": threads(),
                       "equal": torch.equal(out, expected),
                       "stats": next(r for r in terra.stats()["regions"]
                                     if r["name"] == "openmp_team")}))
 """)
+
+
+# How the program waits for the runner's team to go: until the runner's idle delay passed,
+# or not at all after Engine::quiesce, which has the runner give it back at once.
+SETTLE = {
+    "idle": ("deadline = time.monotonic() + 10.0\n"
+             "while threads() >= before and time.monotonic() < deadline:\n"
+             "    time.sleep(0.02)"),
+    "quiesce": "from terra.engine import engine; engine.quiesce()",
+}
 
 
 def _gnu_openmp_loaded() -> bool:
@@ -57,9 +67,10 @@ def _gnu_openmp_loaded() -> bool:
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="threads are counted in /proc")
 @pytest.mark.skipif(os.path.isdir("/proc/self/task") and not _gnu_openmp_loaded(),
                     reason="the teams are released under GNU OpenMP only (PyTorch's Linux wheels)")
-def test_idle_runner_gives_its_openmp_team_back(tmp_path):
+@pytest.mark.parametrize("settle", sorted(SETTLE))
+def test_idle_runner_gives_its_openmp_team_back(tmp_path, settle):
     script = tmp_path / "openmp_team.py"
-    script.write_text(PROGRAM)
+    script.write_text(PROGRAM.replace("SETTLE", SETTLE[settle]))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -71,4 +82,6 @@ def test_idle_runner_gives_its_openmp_team_back(tmp_path):
     assert result["during"] <= result["before"], result
     # Idle, neither has; Python's next parallel kernel builds its own again.
     assert result["idle"] == result["before"] - 1, result
+    if settle == "quiesce":  # no wait at all: the sync alone had left the team up
+        assert result["synced"] > result["idle"], result
     assert result["after"] == result["before"], result
