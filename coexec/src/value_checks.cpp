@@ -132,6 +132,36 @@ bool flat_index_out_of_range(OpArguments args) {
   return any_outside(args[1].toTensor(), -numel, numel);
 }
 
+// _embedding_bag(weight, indices, offsets, ...) and _embedding_bag_forward_only: the indices
+// and the offsets are read.
+void embedding_bag_indices_and_offsets(OpArguments args, Visit visit) {
+  argument<1>(args, visit);
+  argument<2>(args, visit);
+}
+
+// Each index is a row of weight; the offsets start at 0, never decrease and end within the
+// indices.
+bool embedding_bag_out_of_range(OpArguments args) {
+  if (args.size() < 3 || !is_defined_tensor(args[0]) || !is_defined_tensor(args[1]) ||
+      !is_defined_tensor(args[2])) {
+    return true;
+  }
+  const at::Tensor& indices = args[1].toTensor();
+  if (any_outside(indices, 0, size_along(args[0].toTensor(), 0))) return true;
+  const at::Tensor& offsets = args[2].toTensor();
+  if (!offsets.is_cpu() || !c10::isIntegralType(offsets.scalar_type(), /*includeBool=*/false)) {
+    return false;  // CUDA (not checked), or a type the op rejects by metadata
+  }
+  const at::Tensor values = as_int64(offsets);
+  const std::int64_t* data = values.const_data_ptr<std::int64_t>();
+  const std::int64_t n = values.numel();
+  if (n > 0 && (data[0] != 0 || data[n - 1] > indices.numel())) return true;
+  for (std::int64_t i = 1; i < n; ++i) {
+    if (data[i] < data[i - 1]) return true;
+  }
+  return false;
+}
+
 // max_unpool2d(self, indices, output_size) and max_unpool3d(self, indices, output_size, ...):
 // each index is a position in one output plane (volume) of prod(output_size) elements.
 bool unpool_index_out_of_range(OpArguments args) {
@@ -328,6 +358,9 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
       {"aten::take", kFlatIndex},
       {"aten::put", kFlatIndex},
       {"aten::put_", kFlatIndex},
+      {"aten::_embedding_bag", {embedding_bag_indices_and_offsets, embedding_bag_out_of_range}},
+      {"aten::_embedding_bag_forward_only",
+       {embedding_bag_indices_and_offsets, embedding_bag_out_of_range}},
       {"aten::max_unpool2d", {argument<1>, unpool_index_out_of_range}},
       {"aten::max_unpool3d", {argument<1>, unpool_index_out_of_range}},
       {"aten::nll_loss_forward", {argument<1>, target_out_of_range<0>}},

@@ -43,6 +43,12 @@ CASES = {
     "multi_margin_loss": lambda h, bad: F.multi_margin_loss(
         h, torch.tensor([0, 1, 2, 3, 4, 5 + bad])),
     "take": lambda h, bad: h.take(torch.tensor([35 + bad])),
+    "embedding_bag": lambda h, bad: F.embedding_bag(
+        torch.tensor([0, 2, 5 + bad, 1]), h, torch.tensor([0, 2])),
+    "embedding_bag_grad": lambda h, bad: F.embedding_bag(  # _embedding_bag, not _forward_only
+        torch.tensor([0, 2, 5 + bad, 1]), h.detach().requires_grad_(), torch.tensor([0, 2])),
+    "embedding_bag_offsets": lambda h, bad: F.embedding_bag(
+        torch.tensor([0, 2, 5, 1]), h, torch.tensor([0, 2 + 3 * bad])),
     "max_unpool2d": lambda h, bad: F.max_unpool2d(
         h[:2, :2].reshape(1, 1, 2, 2), torch.tensor([[[[0, 3], [8, 15 + bad]]]]), 2,
         output_size=(4, 4)),
