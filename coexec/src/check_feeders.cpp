@@ -4,13 +4,14 @@
 // a queued op, the wait covers everything queued before that op too. A language model's
 // step reshapes its batch of labels (a view of the token stream, so the reshape copies)
 // right before the loss: the copy was queued behind the whole forward, and the check of the
-// loss's targets waited for the forward (1 ms of a 2 ms LSTM step). So a producer a check had
-// to wait for is marked, and from the next iteration on it runs at once on the Python thread
-// whenever its inputs are ready. Such ops are bookkeeping on labels and indices; computing
-// one costs Python less than the wait did. A marked op whose inputs are still being computed
-// marks their producers in turn, up to kMaxFeederDepth ops back from the check: beyond that
-// the values depend on real work (labels taken from a model's output), which the check has
-// to wait for anyway.
+// loss's targets waited for the forward (1 ms of a 2 ms LSTM step). So the op of the
+// iteration that produced a checked value is marked (whether or not the runner had finished
+// it in time, which is luck), and from the next iteration on it runs at once on the Python
+// thread whenever its inputs are ready. Such ops are bookkeeping on labels and indices;
+// computing one costs Python less than the wait does. A marked op marks the producers of its
+// own inputs in turn, up to kMaxFeederDepth ops back from the check: beyond that the values
+// depend on real work (labels taken from a model's output), which the check has to wait for
+// anyway.
 #include <algorithm>
 
 #include "engine_impl.h"
@@ -73,11 +74,12 @@ bool Engine::Impl::check_feeder_runs_now(const graph::Node& node, std::uint8_t d
   bool ready = true;
   for_each_tensor_argument(stack, info.num_arguments, [&](const at::Tensor& tensor) {
     on_cpu = on_cpu && tensor.is_cpu();
-    if (pending_accesses.before_reading(storage_of(tensor)) <= finished) return;
-    ready = false;
+    // Its producer is marked even when the runner has finished it by now: next time it
+    // may not have.
     if (depth < kMaxFeederDepth) {
       mark_check_feeder(node, tensor, static_cast<std::uint8_t>(depth + 1));
     }
+    if (pending_accesses.before_reading(storage_of(tensor)) > finished) ready = false;
   });
   return on_cpu && ready;
 }

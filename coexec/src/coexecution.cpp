@@ -381,9 +381,10 @@ bool Engine::Impl::may_raise_on_values(const graph::Node& node, const OpInfo& in
   bool on_cpu = true;
   info.value_check->for_each_checked(args, [&](const at::Tensor& tensor) {
     on_cpu = on_cpu && tensor.is_cpu();
-    const std::uint64_t writer = pending_accesses.before_reading(storage_of(tensor));
-    if (writer > runner.finished()) mark_check_feeder(node, tensor, 1);
-    needed = std::max(needed, writer);
+    // Marked whether or not it is still being computed now: whether the runner was done
+    // in time is luck, which the next iteration may not have.
+    mark_check_feeder(node, tensor, 1);
+    needed = std::max(needed, pending_accesses.before_reading(storage_of(tensor)));
   });
   if (!on_cpu) return false;  // CUDA kernels report these errors asynchronously in eager too
   wait_until_finished(needed);

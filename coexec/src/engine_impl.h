@@ -195,7 +195,8 @@ struct Engine::Impl {
   void wait_until_finished(std::uint64_t needed);
   // For an op with a ValueCheck: waits for the values the check reads (only those: the
   // labels of a batch, not the logits), then true when the kernel may raise on them.
-  // The values being computed are marked as check feeders' (`node`: the checked op).
+  // The values' producers in this iteration are marked as check feeders (`node`: the
+  // checked op).
   bool may_raise_on_values(const graph::Node& node, const OpInfo& info,
                            const torch::jit::Stack& stack);
   // Notes that queued op `sequence` reads (or, when `writes`, writes) every tensor among the
@@ -213,15 +214,15 @@ struct Engine::Impl {
   void run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                    torch::jit::Stack* stack);
   NodeRuntime& node_runtime(Region& region, const graph::Node& node);
-  // Check feeders (check_feeders.cpp): the producers of the values a value check waited for
-  // run at once, when their inputs are ready, instead of behind everything queued.
-  // Marks the op of this iteration whose output is `tensor`, when `tensor` is still being
-  // computed, as a check feeder `depth` ops away from the check (`reader` is at or after it).
+  // Check feeders (check_feeders.cpp): the producers of the values a value check reads run at
+  // once, when their inputs are ready, instead of behind everything queued.
+  // Marks the op of this iteration whose output is `tensor` (if any) as a check feeder
+  // `depth` ops away from the check (`reader` is at or after it).
   void mark_check_feeder(const graph::Node& reader, const at::Tensor& tensor, std::uint8_t depth);
   // The same for the op at `step` (an ancestor of `reader`); a view passes it on to its bases.
   void mark_check_feeder_at(const graph::Node& reader, std::uint32_t step, std::uint8_t depth);
-  // True when check feeder `node` (`depth` ops from its check) may run now; otherwise marks
-  // the producers of its inputs that are still being computed, one op further from it.
+  // True when check feeder `node` (`depth` ops from its check) may run now; marks the
+  // producers of its inputs in this iteration, one op further from the check.
   bool check_feeder_runs_now(const graph::Node& node, std::uint8_t depth, const OpInfo& info,
                              const torch::jit::Stack& stack);
   // Builds the node runtimes (compiled patterns, output specs) along the path the region's
