@@ -277,10 +277,9 @@ class RegionPolicy:
         """`run`'s loop was left (runs close innermost first; searched from the end)."""
         if self.plain_run is run:
             # An exception arrived where neither abort() nor end() ran (a KeyboardInterrupt
-            # raised as end() was entered): the sample says nothing, and must not stay open,
-            # or every loop would run plainly from then on.
-            self.plain_run = None
-            run.plain_started = 0.0
+            # raised as end() was entered): the sample must not stay open, or every loop
+            # would run plainly from then on.
+            self._drop_plain_sample(run)
         for i in range(len(self.open_runs) - 1, -1, -1):
             if self.open_runs[i] is run:
                 del self.open_runs[i]
@@ -370,9 +369,8 @@ class RegionPolicy:
 
     def abort(self, run: LoopRun) -> None:
         """An exception left the iteration: the engine keeps what ran, as eager would."""
-        if run.plain_started:  # a sample cut short by an exception says nothing
-            run.plain_started = 0.0
-            self.plain_run = None
+        if run.plain_started:
+            self._drop_plain_sample(run)
         if run.owns:
             self._release(run, abort=True)
 
@@ -455,10 +453,14 @@ class RegionPolicy:
             window[0] += time.perf_counter() - started
             site.plain_left = self.PLAIN_SAMPLES
 
-    def _end_plain_sample(self, run: LoopRun) -> None:
-        site, elapsed = run.site, time.perf_counter() - run.plain_started
+    def _drop_plain_sample(self, run: LoopRun) -> None:
+        """Ends `run`'s plain sample without timing it (an exception cut it short)."""
         run.plain_started = 0.0
         self.plain_run = None
+
+    def _end_plain_sample(self, run: LoopRun) -> None:
+        site, elapsed = run.site, time.perf_counter() - run.plain_started
+        self._drop_plain_sample(run)
         if site.plain_left < self.PLAIN_SAMPLES - self.PLAIN_WARMUP:
             timing = site.timings.setdefault("plain", [0.0, 0])
             timing[0] += elapsed
@@ -476,11 +478,8 @@ class RegionPolicy:
         overlap on: both run faster without Terra. Loops around it still being probed
         become containers. Cell runs are always co-executed.
         """
-        plain, coexec = site.timings.get("plain"), site.timings.get("window")
-        if not plain or not plain[1] or not coexec or not coexec[1]:
-            return
-        plain_ms, coexec_ms = 1e3 * plain[0] / plain[1], 1e3 * coexec[0] / coexec[1]
-        if coexec_ms <= plain_ms:
+        plain_ms, coexec_ms = _mean_ms(site.timings, "plain"), _mean_ms(site.timings, "window")
+        if plain_ms is None or coexec_ms is None or coexec_ms <= plain_ms:
             return
         site.decide(Status.TRANSPARENT,
                     f"co-executed iterations took {coexec_ms:.3g} ms, plain ones "
@@ -522,13 +521,19 @@ class RegionPolicy:
                 for s in self.sites.values()]
 
 
+def _mean_ms(timings: dict[str, list[float]], key: str) -> float | None:
+    """Mean ms per iteration of `timings[key]` ([seconds, iterations]); None before any."""
+    timing = timings.get(key)
+    return 1e3 * timing[0] / timing[1] if timing and timing[1] else None
+
+
 def _speedup(timings: dict[str, list[float]]) -> str:
     """Mean plain iteration time over mean co-executed iteration time, as the speed check
     measured them ("" until it did)."""
-    plain, coexec = timings.get("plain"), timings.get("window")
-    if not plain or not coexec or not plain[1] or not coexec[1] or not coexec[0]:
+    plain_ms, coexec_ms = _mean_ms(timings, "plain"), _mean_ms(timings, "window")
+    if not plain_ms or not coexec_ms:
         return ""
-    return f"{(plain[0] / plain[1]) / (coexec[0] / coexec[1]):.2f}x"
+    return f"{plain_ms / coexec_ms:.2f}x"
 
 
 POLICY = RegionPolicy()

@@ -12,8 +12,6 @@
 // own inputs in turn, up to kMaxFeederDepth ops back from the check: beyond that the values
 // depend on real work (labels taken from a model's output), which the check has to wait for
 // anyway.
-#include <algorithm>
-
 #include "engine_impl.h"
 #include "stack_arguments.h"
 
@@ -28,10 +26,6 @@ const graph::Node* node_at_step(const graph::TraceGraph& graph, const graph::Nod
   const graph::Node* at = &from;
   while (!at->is_root() && at->step > step) at = &graph.node(at->parent);
   return !at->is_root() && at->step == step ? at : nullptr;
-}
-
-c10::StorageImpl* storage_of(const at::Tensor& tensor) {
-  return tensor.has_storage() ? tensor.storage().unsafeGetStorageImpl() : nullptr;
 }
 
 }  // namespace
@@ -64,21 +58,27 @@ void Engine::Impl::mark_check_feeder_at(const graph::Node& reader, std::uint32_t
   }
 }
 
+bool Engine::Impl::take_input_marking(const graph::Node& node, std::uint8_t depth) {
+  NodeRuntime& runtime = node_runtime(*iteration->region, node);
+  if (runtime.inputs_marked_at <= depth) return false;
+  runtime.inputs_marked_at = depth;
+  return true;
+}
+
 bool Engine::Impl::check_feeder_runs_now(const graph::Node& node, std::uint8_t depth,
                                          const OpInfo& info, const torch::jit::Stack& stack) {
   // An op that writes its arguments, or draws random numbers, keeps its place in the queue:
   // the reads queued before it and the default generator's order need it there.
   if (info.mutates || info.is_random || stack.size() < info.num_arguments) return false;
   const std::uint64_t finished = runner.finished();
+  // Its inputs' producers are marked even when the runner has finished them by now: next
+  // time it may not have.
+  const bool mark = depth < kMaxFeederDepth && take_input_marking(node, depth);
   bool on_cpu = true;
   bool ready = true;
   for_each_tensor_argument(stack, info.num_arguments, [&](const at::Tensor& tensor) {
     on_cpu = on_cpu && tensor.is_cpu();
-    // Its producer is marked even when the runner has finished it by now: next time it
-    // may not have.
-    if (depth < kMaxFeederDepth) {
-      mark_check_feeder(node, tensor, static_cast<std::uint8_t>(depth + 1));
-    }
+    if (mark) mark_check_feeder(node, tensor, static_cast<std::uint8_t>(depth + 1));
     if (pending_accesses.before_reading(storage_of(tensor)) > finished) ready = false;
   });
   return on_cpu && ready;

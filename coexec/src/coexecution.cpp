@@ -97,10 +97,6 @@ bool is_python_side_node(const OpInfo& info, const graph::Node& node) {
   return info.op_class == OpClass::kPythonSide || node.flags.is_view_op;
 }
 
-c10::StorageImpl* storage_of(const at::Tensor& tensor) {
-  return tensor.has_storage() ? tensor.storage().unsafeGetStorageImpl() : nullptr;
-}
-
 // The tensor in `slot` among the last `n` values of `stack` (the op's arguments).
 const at::Tensor& input_at(const torch::jit::Stack& stack, std::size_t n, InputSlot slot) {
   const c10::IValue& value = stack[stack.size() - n + slot.argument];
@@ -185,8 +181,9 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
     return;
   }
   // Copied: marking check feeders may touch other nodes' runtimes.
-  const std::uint8_t feeder_depth = node_runtime(region, node).check_feeder_depth;
-  const bool tiny_cpu_inputs = node_runtime(region, node).tiny_cpu_inputs;
+  const NodeRuntime& runtime = node_runtime(region, node);
+  const std::uint8_t feeder_depth = runtime.check_feeder_depth;
+  const bool tiny_cpu_inputs = runtime.tiny_cpu_inputs;
   if (feeder_depth > 0 && check_feeder_runs_now(node, feeder_depth, info, *stack)) {
     // A later op's value check reads its output: computed now, that check need not wait for
     // everything queued before it (check_feeders.cpp).
@@ -379,11 +376,12 @@ bool Engine::Impl::may_raise_on_values(const graph::Node& node, const OpInfo& in
   const OpArguments args(stack.data() + (stack.size() - n), n);
   std::uint64_t needed = 0;
   bool on_cpu = true;
+  // Marked whether or not they are still being computed now: whether the runner was done in
+  // time is luck, which the next iteration may not have.
+  const bool mark = take_input_marking(node, 0);
   info.value_check->for_each_checked(args, [&](const at::Tensor& tensor) {
     on_cpu = on_cpu && tensor.is_cpu();
-    // Marked whether or not it is still being computed now: whether the runner was done
-    // in time is luck, which the next iteration may not have.
-    mark_check_feeder(node, tensor, 1);
+    if (mark) mark_check_feeder(node, tensor, 1);
     needed = std::max(needed, pending_accesses.before_reading(storage_of(tensor)));
   });
   if (!on_cpu) return false;  // CUDA kernels report these errors asynchronously in eager too

@@ -39,8 +39,13 @@ struct NodeRuntime {
   // Every tensor input is a CPU scalar (or two): a candidate to run at once (may_run_now).
   bool tiny_cpu_inputs = false;
   // A later op's value check reads this node's output through this many ops (1: directly);
-  // 0: none does. Learned when a check waits (check_feeders.cpp).
+  // 0: none does (check_feeders.cpp).
   std::uint8_t check_feeder_depth = 0;
+  // The depth at which this node (a check: 0, or a check feeder) marked the producers of its
+  // inputs: the same for every iteration that reaches the node, so marked once, not per
+  // iteration (again only from a smaller depth).
+  static constexpr std::uint8_t kInputsNotMarked = 0xFF;
+  std::uint8_t inputs_marked_at = kInputsNotMarked;
 };
 
 struct Region {
@@ -221,6 +226,9 @@ struct Engine::Impl {
   void mark_check_feeder(const graph::Node& reader, const at::Tensor& tensor, std::uint8_t depth);
   // The same for the op at `step` (an ancestor of `reader`); a view passes it on to its bases.
   void mark_check_feeder_at(const graph::Node& reader, std::uint32_t step, std::uint8_t depth);
+  // True when `node`, `depth` ops from a check, has yet to mark its inputs' producers at that
+  // depth; then they count as marked (the caller marks them now).
+  bool take_input_marking(const graph::Node& node, std::uint8_t depth);
   // True when check feeder `node` (`depth` ops from its check) may run now; marks the
   // producers of its inputs in this iteration, one op further from the check.
   bool check_feeder_runs_now(const graph::Node& node, std::uint8_t depth, const OpInfo& info,

@@ -8,6 +8,7 @@
 // A stale entry (its storage freed, the address reused) can only make a wait longer.
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <c10/core/StorageImpl.h>
 
 #include <algorithm>
@@ -17,6 +18,11 @@
 #include "pointer_map.h"
 
 namespace terra::coexec {
+
+// The key a tensor's accesses are recorded under: its StorageImpl (null without storage).
+inline c10::StorageImpl* storage_of(const at::Tensor& tensor) {
+  return tensor.has_storage() ? tensor.storage().unsafeGetStorageImpl() : nullptr;
+}
 
 class PendingAccesses {
  public:
