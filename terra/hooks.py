@@ -24,6 +24,14 @@ wrote it (a segfault, for CPU placeholders have no memory yet). So a compiled gr
 one eager call, and its outputs are feeds. The hook goes on `CompiledFxGraph.__call__` when
 the program first calls torch.compile, sparing programs that never compile Inductor's import.
 
+The program's other threads (a logger fed through a queue, a checkpoint writer) may read the
+tensors the loop's thread hands them while the ops that compute them are still queued.
+Interception is per thread, so each threading.Thread is adopted as it starts
+(`Thread._bootstrap_inner`, which runs every thread's `run`, subclasses' included; the public
+`threading.setprofile` would displace a profiler's hook): its ops then wait for the ops queued
+before them (coexec/src/other_threads.cpp). Threads started before `import terra`, or
+without `threading`, are not adopted.
+
 The originals stay reachable (`torch._C.TensorBase.data_ptr`), which tests use to show
 what a read that missed its fetch would see (TERRA_DEBUG_POISON=1).
 """
@@ -31,6 +39,7 @@ what a read that missed its fetch would see (TERRA_DEBUG_POISON=1).
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 
 import torch
@@ -169,6 +178,16 @@ def _compiling(original, engine):
     return compile
 
 
+def _adopting(original, engine):
+    """`Thread._bootstrap_inner`, which first has the engine intercept the new thread."""
+
+    def bootstrap_inner(self):
+        engine.adopt_thread()
+        return original(self)
+
+    return bootstrap_inner
+
+
 def install(engine) -> None:
     """Wraps every bypassing path with a fetch from `engine` (idempotent)."""
     if HookState.installed:
@@ -184,6 +203,7 @@ def install(engine) -> None:
                                                                             name))
     _point_properties_at_wrapped_setters()
     _replace(torch, "compile", lambda original: _compiling(original, engine))
+    _replace(threading.Thread, "_bootstrap_inner", lambda original: _adopting(original, engine))
 
 
 def _point_properties_at_wrapped_setters() -> None:

@@ -114,6 +114,14 @@ std::int64_t Engine::queued() const { return impl_->runner.outstanding(); }
 
 void Engine::fetch() {
   if (!impl_->runner.pending()) return;
+  const std::thread::id owner = impl_->owner_thread.load(std::memory_order_relaxed);
+  if (owner != std::thread::id() && owner != std::this_thread::get_id()) {
+    impl_->wait_for_owner_ops();
+    TORCH_CHECK(!impl_->runner.failed(),
+                "terra: a co-executed op failed before this read on another thread; the error "
+                "is raised on the thread that ran the loop");
+    return;
+  }
   if (Region* region = impl_->find_region(impl_->last_region)) region->counters.fetches++;
   sync();
 }

@@ -8,11 +8,13 @@
 #include <c10/util/SmallVector.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -157,6 +159,20 @@ struct Engine::Impl {
 
   // In a forked child (engine.cpp), which has no runner thread: every op runs eagerly.
   void disable_after_fork();
+
+  // The program's other threads (other_threads.cpp). The thread that began the last iteration
+  // owns the engine: only it traces and queues. Another Python thread, adopted when it started,
+  // is intercepted too, so that its ops on the owner's tensors first wait for what the owner
+  // queued before them.
+  std::atomic<std::thread::id> owner_thread{};
+  // True on an adopted thread other than the owner (an autograd worker, which runs the
+  // owner's backward while the owner waits, is not adopted).
+  bool on_other_thread() const;
+  // An op of such a thread: runs eagerly once every op the owner queued so far finished.
+  void run_for_other_thread(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                            torch::jit::Stack* stack);
+  // A read past the dispatcher (Engine::fetch) on a thread other than the owner: the same wait.
+  void wait_for_owner_ops();
 
  private:
   bool build_call(const OpInfo& info, const torch::jit::Stack& stack, Iteration& it,

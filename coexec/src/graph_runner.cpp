@@ -495,6 +495,15 @@ void GraphRunner::wait_until_finished(std::uint64_t count) {
   wait_for_finished(count);
 }
 
+void GraphRunner::wait_for_committed_from_any_thread() {
+  const std::uint64_t committed = tail_.load(std::memory_order_seq_cst);
+  if (finished() >= committed) return;
+  if (hold_.load(std::memory_order_acquire)) set_hold(false);
+  while (finished() < committed && !failed()) {
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+}
+
 std::exception_ptr GraphRunner::take_error() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::exception_ptr error = error_;

@@ -150,6 +150,9 @@ class GraphRunner {
   // Blocks until the first `count` committed ops finished, the runner failed or stopped. What
   // those ops wrote is then visible to the caller. Releases a hold.
   void wait_until_finished(std::uint64_t count);
+  // The same for every op committed so far, from any thread (the engine's thread has the one
+  // wake-up of wait_until_finished; other threads poll). Releases a hold.
+  void wait_for_committed_from_any_thread();
   // Makes the boxed arguments of an op about to be pushed safe to hold while queued, without
   // raising the use count of any TensorImpl or StorageImpl the program can see (autograd reads
   // both: InputBuffer accumulates a gradient in place only when `use_count() == 1 &&

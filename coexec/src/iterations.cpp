@@ -40,6 +40,7 @@ void Engine::Impl::begin_iteration(int region_id) {
   }
   Region* region = find_region(region_id);
   TORCH_CHECK(region != nullptr, "terra: unknown region id ", region_id);
+  owner_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
   last_region = region_id;
   Iteration& it = start_iteration(region);
   if (!config.enabled || region->phase == Phase::kDisabled) {

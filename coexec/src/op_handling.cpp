@@ -34,6 +34,10 @@ void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet key
   InterceptionOff off;  // the engine's own work and every redispatch stay unintercepted
   if (config.debug >= 3) debug(3, "op " + c10::toString(op.operator_name()));
   keys = keys.remove_backend(c10::BackendComponent::PrivateUse1Bit);
+  if (on_other_thread()) {
+    run_for_other_thread(op, keys, stack);
+    return;
+  }
   Iteration* it = iteration.get();
   if (it == nullptr || it->mode == IterationMode::kInactive) {
     // Between iterations interception stays on only while confirmed work is queued: an op

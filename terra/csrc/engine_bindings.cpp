@@ -252,6 +252,9 @@ void bind_engine(py::module_& m) {
            "That numpy array died.")
       .def("settings_changed", &Engine::settings_changed, py::arg("flush_denormal") = -1,
            "A setting kernels read changed (after a sync): the runner follows it.")
+      .def("adopt_thread", &Engine::adopt_thread,
+           "Intercepts the calling thread, one of the program's other threads: its ops wait for "
+           "what the loop's thread queued before them.")
       .def("pause_interception", &Engine::pause_interception)
       .def("resume_interception", &Engine::resume_interception, py::arg("was_on"))
       .def("stats", [](const Engine& e) { return stats_dict(e.stats()); })

@@ -56,8 +56,9 @@ HARD_CASES = (
     "int_results", "two_optimizers", "state_dict_save_load", "keyboard_interrupt",
     # Beyond DESIGN §6, found by programs written to break the engine (docs/architecture.md):
     # a kernel that raises on some values, caught; memory numpy writes past the dispatcher;
-    # torch.compile'd code, whose kernels read memory past the dispatcher.
-    "kernel_error_caught", "numpy_shared_memory", "torch_compile",
+    # torch.compile'd code, whose kernels read memory past the dispatcher; other Python
+    # threads reading the loop's tensors.
+    "kernel_error_caught", "numpy_shared_memory", "torch_compile", "other_threads",
 )
 
 
@@ -144,6 +145,7 @@ CORPUS = {
         "a caught error ends a step early or takes a handler's path (four kinds of error)"),
     "c35_numpy_shared_memory.py": Program(30, "repeating", ("numpy_shared_memory",)),
     "c36_torch_compile.py": Program(20, "repeating", ("torch_compile", "sgd_momentum")),
+    "c37_other_threads.py": Program(30, "repeating", ("other_threads", "sgd_momentum")),
 }
 
 

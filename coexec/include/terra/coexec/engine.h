@@ -55,8 +55,14 @@ class Engine {
   // most EngineConfig::max_queued (cheap).
   std::int64_t queued() const;
   // A read that bypasses the dispatcher (numpy(), repr...) is about to happen: syncs when work
-  // is pending and counts a fetch of the most recently active region.
+  // is pending and counts a fetch of the most recently active region. On a thread other than
+  // the one running iterations, waits instead for the ops queued so far (nothing else of the
+  // engine's is that thread's to touch).
   void fetch();
+  // Intercepts the calling thread, one of the program's other threads (terra/hooks.py adopts
+  // each threading.Thread as it starts): its ops first wait for the ops the iterations'
+  // thread queued before them, then run eagerly (other_threads.cpp).
+  void adopt_thread();
   // A numpy array now views the memory of the storage at `storage` (a StorageImpl address,
   // Python's UntypedStorage._cdata), so the program may write it without the dispatcher
   // until release_exposed(storage) says that array died. Counted per array; any thread.
