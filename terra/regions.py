@@ -134,6 +134,12 @@ class LoopRun:
         self.policy.close_run(self)
         return False
 
+    @property
+    def inert(self) -> bool:
+        """True when the site never takes an iteration again: this run of an innermost loop
+        takes its unwrapped copy (terra/loops.py)."""
+        return self.site.inert
+
     def begin(self) -> None:
         """Called at the top of every iteration of the loop body."""
         if not self.site.inert:  # fast path: rejected loops cost one attribute test

@@ -254,6 +254,56 @@ def test_marked_loops_keep_semantics(name, fake):
     assert fake.current is None, "an iteration was left open"
 
 
+@pytest.mark.parametrize("name", sorted(SEMANTICS))
+def test_loops_given_up_on_keep_semantics_unwrapped(name, fake):
+    """The second run, with every site given up on: innermost loops take their unwrapped
+    copy (terra/loops.py), which must behave as the plain loop does."""
+    plain, _, namespace = run_both(SEMANTICS[name], fake)
+    for site in fake.policy.sites.values():
+        site.decide(regions.Status.TRANSPARENT, "given up on by the test")
+    assert namespace["main"]() == plain
+    assert fake.current is None
+
+
+def test_innermost_loops_given_up_on_run_without_the_per_iteration_calls(fake, monkeypatch):
+    source = textwrap.dedent("""
+        def main():
+            total = 0
+            for step in range(3):
+                for k in range(5):
+                    total += k
+            for k in range(7):
+                total += k
+            return total
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    assert namespace["main"]() == 51
+    for site in fake.policy.sites.values():
+        site.decide(regions.Status.TRANSPARENT, "given up on by the test")
+    begun = []
+    original_begin = regions.LoopRun.begin
+    monkeypatch.setattr(regions.LoopRun, "begin",
+                        lambda run: (begun.append(run.site.line), original_begin(run))[-1])
+    assert namespace["main"]() == 51
+    assert begun == [4, 4, 4]  # the outer loop only: it has a loop inside
+
+
+def test_loops_declaring_globals_are_not_copied():
+    """A second `global` after the first copy's uses would not compile."""
+    source = textwrap.dedent("""
+        count = 0
+        def main():
+            for i in range(3):
+                global count
+                count += i
+            return count
+    """)
+    tree = loops.mark_loops(ast.parse(source), "g", "g.py", "g.py")
+    assert not any(isinstance(node, ast.If) for node in ast.walk(tree))
+    compile(tree, "g.py", "exec")
+
+
 def test_marked_module_level_loops_leave_no_names(fake):
     source = "total = 0\nfor i in range(3):\n    total += i\nwhile total < 10:\n    total += 1\n"
     namespace = {}
