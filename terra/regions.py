@@ -64,7 +64,7 @@ import torch
 
 from terra import _engine_api, config
 from terra.iterations import FEED
-from terra.loops import RUNTIME_NAME
+from terra.loops import INNER_RUNTIME_NAME, RUNTIME_NAME
 
 
 class Status(enum.Enum):
@@ -133,12 +133,6 @@ class LoopRun:
             self.policy.abort(self)
         self.policy.close_run(self)
         return False
-
-    @property
-    def inert(self) -> bool:
-        """True when the site never takes an iteration again: this run of an innermost loop
-        takes its unwrapped copy (terra/loops.py)."""
-        return self.site.inert
 
     def begin(self) -> None:
         """Called at the top of every iteration of the loop body."""
@@ -271,6 +265,14 @@ class RegionPolicy:
     def loop(self, key: str, name: str, file: str, line: int) -> LoopRun:
         """A new run of the loop at `key` (the callable behind `__terra_loop__`)."""
         return LoopRun(self._site(key, name, file, line), self)
+
+    def inner_loop(self, key: str, name: str, file: str, line: int) -> LoopRun | None:
+        """The same for an innermost loop (`__terra_inner_loop__`), or None once its site is
+        inert: the loop then runs its unwrapped copy (terra/loops.py)."""
+        site = self.sites.get(key)
+        if site is not None and site.inert:
+            return None
+        return LoopRun(site or self._site(key, name, file, line), self)
 
     def cell_run(self, key: str, name: str) -> LoopRun:
         """The long-lived run of a cell source: each execution of the cell is an iteration."""
@@ -546,5 +548,7 @@ POLICY = RegionPolicy()
 
 
 def install() -> None:
-    """Makes `__terra_loop__` (used by rewritten loops) resolvable from any user module."""
+    """Makes `__terra_loop__` and `__terra_inner_loop__` (used by rewritten loops)
+    resolvable from any user module."""
     setattr(builtins, RUNTIME_NAME, POLICY.loop)
+    setattr(builtins, INNER_RUNTIME_NAME, POLICY.inner_loop)

@@ -115,6 +115,7 @@ def fake(monkeypatch):
     monkeypatch.setattr(_engine_api._Lookup, "engine", engine)
     monkeypatch.setattr(regions, "POLICY", policy)
     monkeypatch.setattr(builtins, loops.RUNTIME_NAME, policy.loop, raising=False)
+    monkeypatch.setattr(builtins, loops.INNER_RUNTIME_NAME, policy.inner_loop, raising=False)
     engine.policy = policy
     return engine
 
@@ -334,6 +335,10 @@ def test_tracebacks_keep_line_numbers(fake):
     """)
     assert tb_summary(source, "<marked>") == tb_summary(source, "<plain>")
     assert tb_summary(source, "<marked>")[-1] == (3, "inner")
+    # The unwrapped copy of the innermost loop, taken once its site is given up on.
+    for site in fake.policy.sites.values():
+        site.decide(regions.Status.TRANSPARENT, "given up on by the test")
+    assert tb_summary(source, "<marked>") == tb_summary(source, "<plain>")
 
 
 def test_suspending_loops_are_not_marked():
