@@ -11,6 +11,11 @@ after every random op already issued, and the setters of settings kernels read w
 properties). Explicit torch.Generator methods cannot be wrapped
 (a C type); instead the engine runs every op that takes a Generator object on the Python
 thread after a sync, so a Generator's state is current whenever Python reads or reseeds it.
+That cannot hold for the default generator, which queued random ops draw from: reading
+`torch.default_generator` fetches first (the torch module's class becomes a subclass of
+ModuleType with that one property, the documented way to give a module a property), so
+`torch.default_generator.get_state()` sees every random op already issued. A reference kept
+from before (`g = torch.default_generator` at the top of the script) does not fetch.
 
 A numpy array from Tensor.numpy() (which __array__ calls) views the tensor's memory, so the
 program may write that memory through it, past the dispatcher, while ops that read it wait on
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import types
 import weakref
 
 import torch
@@ -188,6 +194,27 @@ def _adopting(original, engine):
     return bootstrap_inner
 
 
+def _fetch_on_default_generator(engine) -> None:
+    """Makes `torch.default_generator` a property of the torch module that fetches first."""
+    original_class = type(torch)
+    if original_class is not types.ModuleType:
+        return  # someone else's module class: leave it alone
+
+    class TorchModule(types.ModuleType):
+        @property
+        def default_generator(self):
+            if engine.pending():
+                engine.fetch()
+            return vars(self)["default_generator"]
+
+        @default_generator.setter
+        def default_generator(self, value):
+            vars(self)["default_generator"] = value
+
+    torch.__class__ = TorchModule
+    HookState.installed.append((torch, "__class__", original_class))
+
+
 def install(engine) -> None:
     """Wraps every bypassing path with a fetch from `engine` (idempotent)."""
     if HookState.installed:
@@ -204,6 +231,7 @@ def install(engine) -> None:
     _point_properties_at_wrapped_setters()
     _replace(torch, "compile", lambda original: _compiling(original, engine))
     _replace(threading.Thread, "_bootstrap_inner", lambda original: _adopting(original, engine))
+    _fetch_on_default_generator(engine)
 
 
 def _point_properties_at_wrapped_setters() -> None:

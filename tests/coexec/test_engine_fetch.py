@@ -154,3 +154,29 @@ def test_item_waits_only_for_the_queued_ops_that_write_what_it_reads():
     # In co-executed iterations the matmul chain (tens of ms) was still queued when
     # `a.item()` returned: the fetch did not drain the queue.
     assert any(r[2] > 0 for r in results[3:]), results
+
+
+@pytest.mark.timeout(60)
+def test_default_generator_reads_see_the_queued_random_ops(held_runner):
+    """`torch.default_generator.get_state()` right after a queued dropout: the generator is a
+    C object whose methods cannot be hooked, so reading `torch.default_generator` fetches."""
+    fresh_engine()
+    x = torch.randn(64)
+
+    def states(iteration, hold_last):
+        torch.manual_seed(0)
+        seen = []
+        for step in range(6):
+            with iteration("default-generator"):
+                if hold_last and step == 5:
+                    held_runner()
+                torch.nn.functional.dropout(x * 2.0, 0.5)
+                seen.append(torch.default_generator.get_state())
+        return seen
+
+    expected = states(lambda name: contextlib.nullcontext(), hold_last=False)
+    got = states(terra.iteration, hold_last=True)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    stats = region_stats("default-generator")
+    assert stats["iterations_coexecuted"] >= 2, terra.explain()
+    assert stats["fallbacks"] == 0, terra.explain()
