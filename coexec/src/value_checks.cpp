@@ -200,6 +200,20 @@ bool margin_target_out_of_range(OpArguments args) {
   return any_outside(args[Self + 1].toTensor(), 0, classes);
 }
 
+// multilabel_margin_loss_forward(self, target, reduction) and its backward (grad_output, self,
+// target, reduction, is_target): every target value is a class of self or -1 (the kernel
+// checks the whole target, also past a row's first -1).
+template <std::size_t Self>
+bool multilabel_target_out_of_range(OpArguments args) {
+  if (args.size() <= Self + 1 || !is_defined_tensor(args[Self]) ||
+      !is_defined_tensor(args[Self + 1])) {
+    return true;
+  }
+  const at::Tensor& self = args[Self].toTensor();
+  const std::int64_t classes = self.dim() <= 1 ? self.numel() : self.size(1);
+  return any_outside(args[Self + 1].toTensor(), -1, classes);
+}
+
 bool is_integral(const c10::IValue& value);
 
 // The divisor of an integer division (a float division raises on no value, and its divisor
@@ -369,6 +383,8 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
       {"aten::nll_loss2d_backward", {argument<2>, target_out_of_range<1>}},
       {"aten::multi_margin_loss", {argument<1>, margin_target_out_of_range<0>}},
       {"aten::multi_margin_loss_backward", {argument<2>, margin_target_out_of_range<1>}},
+      {"aten::multilabel_margin_loss_forward", {argument<1>, multilabel_target_out_of_range<0>}},
+      {"aten::multilabel_margin_loss_backward", {argument<2>, multilabel_target_out_of_range<1>}},
       {"aten::floor_divide", kIntegerDivision},
       {"aten::floor_divide_", kIntegerDivision},
       {"aten::remainder", kIntegerDivision},

@@ -136,16 +136,18 @@ class _no_iteration:
 
 @pytest.mark.timeout(120)
 def test_a_read_on_another_thread_of_a_failed_ops_output_raises_a_clear_error():
-    """A queued op fails on the GraphRunner (multilabel_margin_loss has no value check, so
-    its bad target fails there): another thread reading its output gets a RuntimeError, not
-    a read of memory that was never written; the loop's thread gets the kernel's error."""
+    """A queued op fails on the GraphRunner (masked_scatter has no value check, so a mask
+    with more ones than the source has elements fails there): another thread reading its
+    output gets a RuntimeError, not a read of memory that was never written; the loop's
+    thread gets the kernel's error."""
     fresh_engine()
     values = torch.randn(4, 5)
-    good = torch.tensor([[0, 1, -1, 0, 0]] * 4)
-    bad = torch.tensor([[0, 9, -1, 0, 0]] * 4)
+    source = torch.arange(10.0)
+    good = torch.arange(20).reshape(4, 5) % 2 == 0
+    bad = torch.ones(4, 5, dtype=torch.bool)
 
-    def step(target):
-        return torch.nn.functional.multilabel_margin_loss(values * 2, target, reduction="none")
+    def step(mask):
+        return (values * 2).masked_scatter(mask, source)
 
     for _ in range(4):
         with terra.iteration("failing"):

@@ -42,6 +42,10 @@ CASES = {
         0, torch.tensor([0, 5 + bad]), h[:2], "amax"),
     "multi_margin_loss": lambda h, bad: F.multi_margin_loss(
         h, torch.tensor([0, 1, 2, 3, 4, 5 + bad])),
+    "multilabel_margin_loss": lambda h, bad: F.multilabel_margin_loss(  # past a -1 too
+        h, torch.tensor([[0, 1, -1, 3 + 3 * bad, 0, 0]] * 6)),
+    "multilabel_margin_loss_grad": lambda h, bad: F.multilabel_margin_loss(  # and backward
+        h.detach().requires_grad_(), torch.tensor([[0, 1, -1 - bad, 3, 0, 0]] * 6)),
     "take": lambda h, bad: h.take(torch.tensor([35 + bad])),
     "embedding_bag": lambda h, bad: F.embedding_bag(
         torch.tensor([0, 2, 5 + bad, 1]), h, torch.tensor([0, 2])),
