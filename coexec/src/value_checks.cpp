@@ -101,6 +101,14 @@ bool embedding_backward_index_out_of_range(OpArguments args) {
   return any_outside(args[1].toTensor(), 0, args[2].toInt());
 }
 
+// embedding_renorm_(self, indices, max_norm, norm_type) (embedding's max_norm): each index
+// selects a row as self[index] does, wrapping from -rows.
+bool renorm_index_out_of_range(OpArguments args) {
+  if (args.size() < 2 || !is_defined_tensor(args[0]) || !is_defined_tensor(args[1])) return true;
+  const std::int64_t rows = size_along(args[0].toTensor(), 0);
+  return any_outside(args[1].toTensor(), -rows, rows);
+}
+
 // index.Tensor / index_put_(self, indices, ...): an integer index at dimension d wraps from
 // -size(d); a boolean mask takes as many dimensions as it has and raises on no value.
 bool advanced_index_out_of_range(OpArguments args) {
@@ -309,6 +317,25 @@ bool probability_out_of_range(OpArguments args) {
   return outside_unit_interval(args[position].toTensor());
 }
 
+// histc(self, bins, min, max): the range must be finite; with min == max it is self's own
+// minimum and maximum (a NaN or an infinity among the values raises).
+bool histc_range_not_finite(OpArguments args) {
+  if (args.size() < 4 || !is_defined_tensor(args[0])) return true;
+  const auto is_number = [](const c10::IValue& value) { return value.isDouble() || value.isInt(); };
+  if (!is_number(args[2]) || !is_number(args[3])) return true;
+  const double low = args[2].toScalar().toDouble();
+  const double high = args[3].toScalar().toDouble();
+  if (low != high) return !std::isfinite(low) || !std::isfinite(high);
+  const at::Tensor& self = args[0].toTensor();
+  if (!self.is_cpu() || !c10::isFloatingType(self.scalar_type())) return false;
+  const at::Tensor values = as_double(self);
+  const double* data = values.const_data_ptr<double>();
+  for (std::int64_t i = 0, n = values.numel(); i < n; ++i) {
+    if (!std::isfinite(data[i])) return true;
+  }
+  return false;
+}
+
 // binary_cross_entropy(self, target, ...): the input must be probabilities.
 bool input_not_probabilities(OpArguments args) {
   if (args.empty() || !is_defined_tensor(args[0])) return true;
@@ -349,6 +376,7 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
   static const std::unordered_map<std::string_view, ValueCheck> table = {
       {"aten::embedding", {argument<1>, embedding_index_out_of_range}},
       {"aten::embedding_dense_backward", {argument<1>, embedding_backward_index_out_of_range}},
+      {"aten::embedding_renorm_", {argument<1>, renorm_index_out_of_range}},
       {"aten::index_select", kIndexAlongDim},
       {"aten::gather", kIndexAlongDim},
       {"aten::scatter", kIndexAlongDim},
@@ -396,6 +424,7 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
       {"aten::bernoulli", {bernoulli_probabilities, probability_out_of_range}},
       {"aten::bernoulli_", {bernoulli_probabilities, probability_out_of_range}},
       {"aten::binary_cross_entropy", {argument<0>, input_not_probabilities}},
+      {"aten::histc", {argument<0>, histc_range_not_finite}},
       {"aten::multinomial", {argument<0>, invalid_distribution}},
       {"aten::normal", {argument<1>, negative_deviation}},
       {"aten::poisson", {argument<0>, negative_rate}},

@@ -46,6 +46,9 @@ CASES = {
         h, torch.tensor([[0, 1, -1, 3 + 3 * bad, 0, 0]] * 6)),
     "multilabel_margin_loss_grad": lambda h, bad: F.multilabel_margin_loss(  # and backward
         h.detach().requires_grad_(), torch.tensor([[0, 1, -1 - bad, 3, 0, 0]] * 6)),
+    "embedding_max_norm": lambda h, bad: F.embedding(  # embedding_renorm_ raises first
+        torch.tensor([1, 2, 5 + bad]), h.clone(), max_norm=1.0),
+    "histc": lambda h, bad: torch.histc(h / (1 - bad), bins=4),
     "take": lambda h, bad: h.take(torch.tensor([35 + bad])),
     "embedding_bag": lambda h, bad: F.embedding_bag(
         torch.tensor([0, 2, 5 + bad, 1]), h, torch.tensor([0, 2])),
