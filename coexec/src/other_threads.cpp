@@ -11,6 +11,7 @@
 // through the boxed kernel even when nothing is queued, at the cost of a redispatch.
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
+#include <algorithm>
 #include <typeinfo>
 
 #include "engine_impl.h"
