@@ -35,6 +35,11 @@ class Engine:
     def __init__(self) -> None:
         self._core = _C.engine()
         self._core.configure(config.engine_settings())
+        # Mirrored here: the region policy asks at every loop run, and the call into the
+        # core costs more than the rest of a passive run (terra/regions.py).
+        self._enabled = self._core.is_enabled()
+        if hasattr(os, "register_at_fork"):  # a forked child's engine turns itself off
+            os.register_at_fork(after_in_child=self._refresh_enabled)
         _C.set_library_prefixes(_library_prefixes())
         if config.get("TERRA_HOOKS"):
             hooks.install(self._core)
@@ -99,9 +104,13 @@ class Engine:
     def set_enabled(self, enabled: bool) -> None:
         """Turns co-execution on or off (after a sync)."""
         self._core.set_enabled(bool(enabled))
+        self._enabled = self._core.is_enabled()
 
     def is_enabled(self) -> bool:
-        return self._core.is_enabled()
+        return self._enabled
+
+    def _refresh_enabled(self) -> None:
+        self._enabled = self._core.is_enabled()
 
     def reset(self) -> None:
         """Forgets every region and graph."""
@@ -118,6 +127,7 @@ class Engine:
     def configure(self, **settings) -> None:
         """Changes engine knobs by their EngineConfig names (tests, benchmarks)."""
         self._core.configure(settings)
+        self._enabled = self._core.is_enabled()
 
     def settings(self) -> dict:
         return self._core.config()

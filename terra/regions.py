@@ -150,6 +150,33 @@ class LoopRun:
         self.policy.abort(self)
 
 
+class PassiveRun:
+    """A loop run that can take no iteration: its site was given up on, or the loop runs in
+    a forked child, on another thread or with co-execution off. Every call is a no-op, so
+    such a loop costs two empty calls per iteration (an innermost one, none: it runs its
+    unwrapped copy, terra/loops.py). One instance serves every such run."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> "PassiveRun":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        return False
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+PASSIVE_RUN = PassiveRun()
+
+
 def _is_compiling() -> bool:
     """True while torch.compile traces (Dynamo reads this as a constant and drops the rest)."""
     return torch.compiler.is_compiling()
@@ -262,17 +289,31 @@ class RegionPolicy:
         self.active = None
 
     # Entry points used by the rewritten code and the IPython extension.
-    def loop(self, key: str, name: str, file: str, line: int) -> LoopRun:
-        """A new run of the loop at `key` (the callable behind `__terra_loop__`)."""
-        return LoopRun(self._site(key, name, file, line), self)
+    def loop(self, key: str, name: str, file: str, line: int) -> LoopRun | PassiveRun:
+        """A new run of the loop at `key` (the callable behind `__terra_loop__`). Decided
+        per run: a loop that calls terra.enable() in its body takes iterations from its
+        next run on."""
+        site = self._site(key, name, file, line)
+        if site.inert or self._runs_plainly():
+            return PASSIVE_RUN
+        return LoopRun(site, self)
 
     def inner_loop(self, key: str, name: str, file: str, line: int) -> LoopRun | None:
-        """The same for an innermost loop (`__terra_inner_loop__`), or None once its site is
-        inert: the loop then runs its unwrapped copy (terra/loops.py)."""
+        """The same for an innermost loop (`__terra_inner_loop__`), but None instead of a
+        passive run: the loop then runs its unwrapped copy (terra/loops.py)."""
         site = self.sites.get(key)
-        if site is not None and site.inert:
+        if (site is not None and site.inert) or self._runs_plainly():
             return None
         return LoopRun(site or self._site(key, name, file, line), self)
+
+    def _runs_plainly(self) -> bool:
+        """True when no loop run starting now can take an iteration (see `begin`): in a
+        forked child, on a thread other than the main one, inside a plain sample of the speed
+        check, or with co-execution off."""
+        if self._forked or self.plain_run is not None or threading.get_ident() != self._thread:
+            return True
+        engine = _engine_api.get()
+        return engine is not None and not engine.is_enabled()
 
     def cell_run(self, key: str, name: str) -> LoopRun:
         """The long-lived run of a cell source: each execution of the cell is an iteration."""

@@ -9,6 +9,7 @@ import asyncio
 import builtins
 import sys
 import textwrap
+import threading
 import traceback
 
 import pytest
@@ -283,11 +284,43 @@ def test_innermost_loops_given_up_on_run_without_the_per_iteration_calls(fake, m
     for site in fake.policy.sites.values():
         site.decide(regions.Status.TRANSPARENT, "given up on by the test")
     begun = []
-    original_begin = regions.LoopRun.begin
-    monkeypatch.setattr(regions.LoopRun, "begin",
-                        lambda run: (begun.append(run.site.line), original_begin(run))[-1])
+    monkeypatch.setattr(regions.LoopRun, "begin", lambda run: begun.append(run.site.line))
+    monkeypatch.setattr(regions.PassiveRun, "begin", lambda run: begun.append("passive"))
     assert namespace["main"]() == 51
-    assert begun == [4, 4, 4]  # the outer loop only: it has a loop inside
+    # The outer loop has a loop inside, so no unwrapped copy: a passive run's empty call per
+    # iteration. The inner loops run their unwrapped copies: no call at all.
+    assert begun == ["passive"] * 3
+
+
+@pytest.mark.parametrize("why", ["disabled", "other_thread"])
+def test_loops_that_cannot_take_iterations_run_unwrapped(fake, monkeypatch, why):
+    """With co-execution off, or on a thread other than the main one, no loop run takes an
+    iteration: innermost loops run their unwrapped copies, the others passive runs."""
+    source = textwrap.dedent("""
+        def main():
+            out = []
+            for step in range(3):
+                op("fwd")
+                for k in range(4):
+                    out.append(k)
+            return out
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "s.py", display_file="s.py"), namespace)
+    begun = []
+    monkeypatch.setattr(regions.LoopRun, "begin", lambda run: begun.append(run.site.line))
+    if why == "disabled":
+        monkeypatch.setattr(fake, "is_enabled", lambda: False, raising=False)
+        result = namespace["main"]()
+    else:
+        results = []
+        thread = threading.Thread(target=lambda: results.append(namespace["main"]()))
+        thread.start()
+        thread.join()
+        result = results[0]
+    assert result == [0, 1, 2, 3] * 3
+    assert begun == []
+    assert fake.current is None
 
 
 def test_loops_declaring_globals_are_not_copied():
