@@ -195,9 +195,12 @@ bool target_out_of_range(OpArguments args) {
   return any_outside(args[kTarget].toTensor(), 0, classes, args[kIgnoreIndex].toInt());
 }
 
-// multi_margin_loss(self, target, ...) and its backward (grad_output, self, target, ...):
-// a target is a class of self.
-template <std::size_t Self>
+// The margin losses, (self, target, ...) and their backwards (grad_output, self, target,
+// ...): every target value is a class of self, or at least `Lowest`:
+// - multi_margin_loss: a class (Lowest 0);
+// - multilabel_margin_loss_forward/backward: a class or -1, which ends a row's labels (the
+//   kernel checks the whole target, also past a row's first -1).
+template <std::size_t Self, std::int64_t Lowest>
 bool margin_target_out_of_range(OpArguments args) {
   if (args.size() <= Self + 1 || !is_defined_tensor(args[Self]) ||
       !is_defined_tensor(args[Self + 1])) {
@@ -205,21 +208,7 @@ bool margin_target_out_of_range(OpArguments args) {
   }
   const at::Tensor& self = args[Self].toTensor();
   const std::int64_t classes = self.dim() <= 1 ? self.numel() : self.size(1);
-  return any_outside(args[Self + 1].toTensor(), 0, classes);
-}
-
-// multilabel_margin_loss_forward(self, target, reduction) and its backward (grad_output, self,
-// target, reduction, is_target): every target value is a class of self or -1 (the kernel
-// checks the whole target, also past a row's first -1).
-template <std::size_t Self>
-bool multilabel_target_out_of_range(OpArguments args) {
-  if (args.size() <= Self + 1 || !is_defined_tensor(args[Self]) ||
-      !is_defined_tensor(args[Self + 1])) {
-    return true;
-  }
-  const at::Tensor& self = args[Self].toTensor();
-  const std::int64_t classes = self.dim() <= 1 ? self.numel() : self.size(1);
-  return any_outside(args[Self + 1].toTensor(), -1, classes);
+  return any_outside(args[Self + 1].toTensor(), Lowest, classes);
 }
 
 bool is_integral(const c10::IValue& value);
@@ -409,10 +398,10 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
       {"aten::nll_loss2d_forward", {argument<1>, target_out_of_range<0>}},
       {"aten::nll_loss_backward", {argument<2>, target_out_of_range<1>}},
       {"aten::nll_loss2d_backward", {argument<2>, target_out_of_range<1>}},
-      {"aten::multi_margin_loss", {argument<1>, margin_target_out_of_range<0>}},
-      {"aten::multi_margin_loss_backward", {argument<2>, margin_target_out_of_range<1>}},
-      {"aten::multilabel_margin_loss_forward", {argument<1>, multilabel_target_out_of_range<0>}},
-      {"aten::multilabel_margin_loss_backward", {argument<2>, multilabel_target_out_of_range<1>}},
+      {"aten::multi_margin_loss", {argument<1>, margin_target_out_of_range<0, 0>}},
+      {"aten::multi_margin_loss_backward", {argument<2>, margin_target_out_of_range<1, 0>}},
+      {"aten::multilabel_margin_loss_forward", {argument<1>, margin_target_out_of_range<0, -1>}},
+      {"aten::multilabel_margin_loss_backward", {argument<2>, margin_target_out_of_range<1, -1>}},
       {"aten::floor_divide", kIntegerDivision},
       {"aten::floor_divide_", kIntegerDivision},
       {"aten::remainder", kIntegerDivision},
