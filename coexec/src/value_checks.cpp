@@ -325,6 +325,31 @@ bool histc_range_not_finite(OpArguments args) {
   return false;
 }
 
+// masked_scatter(_)(self, mask, source): the mask selects at most as many elements as source
+// has. A mask that broadcasts to self is not counted here: it may raise.
+bool mask_selects_more_than_source(OpArguments args) {
+  if (args.size() < 3 || !is_defined_tensor(args[0]) || !is_defined_tensor(args[1]) ||
+      !is_defined_tensor(args[2])) {
+    return true;
+  }
+  const at::Tensor& mask = args[1].toTensor();
+  if (!mask.is_cpu()) return false;
+  if (!is_mask(mask) || mask.sizes() != args[0].toTensor().sizes()) return true;
+  const at::Tensor values = as_int64(mask);
+  const std::int64_t* data = values.const_data_ptr<std::int64_t>();
+  std::int64_t selected = 0;
+  for (std::int64_t i = 0, n = values.numel(); i < n; ++i) selected += data[i] != 0;
+  return selected > args[2].toTensor().numel();
+}
+
+// searchsorted(sorted_sequence, self, *, out_int32, right, side, sorter): a sorter holds
+// positions in the innermost dimension of the sequence.
+bool sorter_out_of_range(OpArguments args) {
+  if (args.size() < 6 || !is_defined_tensor(args[0])) return true;
+  if (!is_defined_tensor(args[5])) return false;  // no sorter
+  return any_outside(args[5].toTensor(), 0, size_along(args[0].toTensor(), -1));
+}
+
 // binary_cross_entropy(self, target, ...): the input must be probabilities.
 bool input_not_probabilities(OpArguments args) {
   if (args.empty() || !is_defined_tensor(args[0])) return true;
@@ -414,6 +439,9 @@ const std::unordered_map<std::string_view, ValueCheck>& checks() {
       {"aten::bernoulli_", {bernoulli_probabilities, probability_out_of_range}},
       {"aten::binary_cross_entropy", {argument<0>, input_not_probabilities}},
       {"aten::histc", {argument<0>, histc_range_not_finite}},
+      {"aten::masked_scatter", {argument<1>, mask_selects_more_than_source}},
+      {"aten::masked_scatter_", {argument<1>, mask_selects_more_than_source}},
+      {"aten::searchsorted", {argument<5>, sorter_out_of_range}},
       {"aten::multinomial", {argument<0>, invalid_distribution}},
       {"aten::normal", {argument<1>, negative_deviation}},
       {"aten::poisson", {argument<0>, negative_rate}},

@@ -129,18 +129,17 @@ def test_a_logger_thread_fed_through_a_queue_logs_eager_values():
 
 @pytest.mark.timeout(120)
 def test_a_read_on_another_thread_of_a_failed_ops_output_raises_a_clear_error():
-    """A queued op fails on the GraphRunner (masked_scatter has no value check, so a mask
-    with more ones than the source has elements fails there): another thread reading its
-    output gets a RuntimeError, not a read of memory that was never written; the loop's
-    thread gets the kernel's error."""
+    """A queued op fails on the GraphRunner (segment_reduce has no value check, so a
+    negative length fails there): another thread reading its output gets a RuntimeError,
+    not a read of memory that was never written; the loop's thread gets the kernel's
+    error."""
     fresh_engine()
     values = torch.randn(4, 5)
-    source = torch.arange(10.0)
-    good = torch.arange(20).reshape(4, 5) % 2 == 0
-    bad = torch.ones(4, 5, dtype=torch.bool)
+    good = torch.tensor([1, 3])
+    bad = torch.tensor([5, -1])
 
-    def step(mask):
-        return (values * 2).masked_scatter(mask, source)
+    def step(lengths):
+        return torch.segment_reduce(values * 2, "sum", lengths=lengths)
 
     for _ in range(4):
         with terra.iteration("failing"):

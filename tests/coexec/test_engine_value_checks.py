@@ -49,6 +49,10 @@ CASES = {
     "embedding_max_norm": lambda h, bad: F.embedding(  # embedding_renorm_ raises first
         torch.tensor([1, 2, 5 + bad]), h.clone(), max_norm=1.0),
     "histc": lambda h, bad: torch.histc(h / (1 - bad), bins=4),
+    "masked_scatter": lambda h, bad: h.masked_scatter(
+        torch.arange(36).reshape(6, 6) % (2 - bad) == 0, torch.arange(20.0)),
+    "searchsorted_sorter": lambda h, bad: torch.searchsorted(
+        h[0], h[1], sorter=torch.argsort(h[0]) + bad * torch.tensor([0, 0, 0, 0, 0, 3])),
     "take": lambda h, bad: h.take(torch.tensor([35 + bad])),
     "embedding_bag": lambda h, bad: F.embedding_bag(
         torch.tensor([0, 2, 5 + bad, 1]), h, torch.tensor([0, 2])),
