@@ -56,7 +56,8 @@ KNOBS: tuple[Knob, ...] = (
          "co-execution itself)", None),
     Knob("TERRA_HOOKS", bool, True,
          "0: do not install the Python fetch hooks (numpy, tolist, repr, data_ptr, "
-         "torch.save, RNG state...); for debugging only, values may then be unfilled", None),
+         "torch.save, RNG state, torch.default_generator...) nor adopt new threading "
+         "threads; for debugging only, values may then be unfilled", None),
     Knob("TERRA_SPEEDUP_VIEW", bool, True,
          "0: the Terra kernel shows no live speedup chart below cells whose loops "
          "run as regions", None),

@@ -30,8 +30,9 @@ becomes (every new node carries the loop's own line, so tracebacks stay exact)::
 only wrapped, and a bare `raise` re-raises the same exception with its traceback.
 
 An innermost loop (no loop inside it) also keeps an unwrapped copy, which a run of the loop
-takes when the policy has already given up on its site (`inert`: it never takes an iteration
-again), without entering the run either::
+takes, without entering a run either, when the policy has already given up on its site
+(`inert`: it never takes an iteration again) or when no run can take one now (co-execution
+off, another thread, a forked child, a plain sample of the speed check)::
 
     __terra_loop_3__ = __terra_inner_loop__(KEY, NAME, FILE, LINE)  # None once inert
     if __terra_loop_3__ is None:

@@ -307,9 +307,9 @@ class RegionPolicy:
         return LoopRun(site or self._site(key, name, file, line), self)
 
     def _runs_plainly(self) -> bool:
-        """True when no loop run starting now can take an iteration (see `begin`): in a
+        """True when no loop iteration starting now can take the engine's iteration: in a
         forked child, on a thread other than the main one, inside a plain sample of the speed
-        check, or with co-execution off."""
+        check (loops within it run plainly too), or with co-execution off."""
         if self._forked or self.plain_run is not None or threading.get_ident() != self._thread:
             return True
         engine = _engine_api.get()
@@ -357,10 +357,8 @@ class RegionPolicy:
         if engine is None:
             site.decide(Status.TRANSPARENT, "no engine")
             return
-        if self._forked or threading.get_ident() != self._thread or not engine.is_enabled():
-            return
-        if self.plain_run is not None:
-            return  # inside a plain sample: loops within it run plainly too
+        if self._runs_plainly():
+            return  # asked again per iteration: the body may fork, disable Terra, ...
         if site.plain_left:
             site.plain_left -= 1
             self.plain_run = run
