@@ -33,13 +33,21 @@ bool needs_explicit_kernel(const c10::OperatorHandle& op) {
          op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
 }
 
-// A sparse tensor in an iteration dispatches to SparsePrivateUse1 (the included key's backend
-// bit), where a CompositeExplicitAutograd kernel would run its dense decomposition
-// (AccumulateGrad's clone of a sparse gradient: empty_like + copy_, "Cannot access storage
-// of SparseTensorImpl"). The interception kernel there runs the op eagerly, as SparseCPU.
-bool needs_sparse_kernel(const c10::OperatorHandle& op) {
+// A sparse, sparse-compressed (CSR, CSC, BSR, BSC) or quantized tensor in an iteration
+// dispatches to that functionality's PrivateUse1 key (the included key's backend bit), where
+// a CompositeExplicitAutograd kernel would answer before the fallback: its dense
+// decomposition (AccumulateGrad's clone of a sparse gradient: empty_like + copy_, "Cannot
+// access storage of SparseTensorImpl") or a kernel for another layout (`values()` of a CSR
+// tensor: "values expected sparse tensor layout but got SparseCsr"; `clone()` of a quantized
+// one: "empty_strided not supported on quantized tensors"). The interception kernel there
+// runs the op eagerly, on the tensor's own backend key (SparseCsrCPU, QuantizedCPU, ...).
+constexpr c10::DispatchKey kNonDenseKeys[] = {c10::DispatchKey::SparsePrivateUse1,
+                                              c10::DispatchKey::SparseCsrPrivateUse1,
+                                              c10::DispatchKey::QuantizedPrivateUse1};
+
+bool needs_non_dense_kernel(const c10::OperatorHandle& op, c10::DispatchKey key) {
   if (!op.hasSchema()) return false;
-  if (op.hasKernelForDispatchKey(c10::DispatchKey::SparsePrivateUse1)) return false;
+  if (op.hasKernelForDispatchKey(key)) return false;
   return op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd) ||
          op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
 }
@@ -65,7 +73,9 @@ void register_explicit_kernels() {
     auto op = c10::Dispatcher::singleton().findOp(name);
     if (!op) continue;
     if (needs_explicit_kernel(*op)) impl(name, c10::DispatchKey::PrivateUse1);
-    if (needs_sparse_kernel(*op)) impl(name, c10::DispatchKey::SparsePrivateUse1);
+    for (c10::DispatchKey key : kNonDenseKeys) {
+      if (needs_non_dense_kernel(*op, key)) impl(name, key);
+    }
   }
 }
 

@@ -5,6 +5,8 @@ before its fix (docs/architecture.md names the mechanism of each):
 
 - fork: a multiprocessing child started while ops were queued hung on a runner it lacks;
 - sparse and nested results made from dense tensors crashed at the runner or at once;
+- `values()` of a CSR tensor and `clone()` of a quantized one ran a kernel for another layout
+  (CompositeExplicitAutograd answered their PrivateUse1 keys before the fallback);
 - a custom op with a Python kernel deadlocked (its `.numpy()` ran on the runner);
 - Tensor.apply_ on a placeholder segfaulted; tensor_split and ctc_loss read lengths
   from memory a queued op had not written;
@@ -58,6 +60,27 @@ PROGRAMS = {
             (emb(torch.tensor([1, 2, step % 10])).sum() + y.sum() * 0).backward()
             opt.step()
         print(emb.weight.sum().item(), y.sum().item())
+        """,
+    "sparse_compressed_and_quantized": """
+        import torch
+        torch.manual_seed(0)
+        w = torch.randn(4, 4)
+        lin = torch.nn.Linear(4, 4)
+        opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+        for step in range(6):
+            d = (w * step).relu()
+            csr, csc, bsr = d.to_sparse_csr(), d.to_sparse_csc(), d.to_sparse_bsr((2, 2))
+            print(step, csr.values().sum().item(), csr.crow_indices().tolist(),
+                  csc.row_indices().tolist(), bsr.values().shape,
+                  (csr @ torch.ones(4, 1)).sum().item(), torch.add(csr, csr).to_dense().sum().item())
+            q = torch.quantize_per_tensor(d, 0.1, 10, torch.quint8)
+            print(q.int_repr().sum().item(), q.clone().dequantize().sum().item(),
+                  torch.flatten(q).int_repr()[:3].tolist(), q[1].dequantize().tolist())
+            opt.zero_grad()
+            loss = lin(d).pow(2).mean()
+            loss.backward()
+            opt.step()
+        print(loss.item())
         """,
     "nested_fast_path": """
         import torch
