@@ -146,6 +146,9 @@ CORPUS = {
     "c35_numpy_shared_memory.py": Program(30, "repeating", ("numpy_shared_memory",)),
     "c36_torch_compile.py": Program(20, "repeating", ("torch_compile", "sgd_momentum")),
     "c37_other_threads.py": Program(30, "repeating", ("other_threads", "sgd_momentum")),
+    "c38_exception_in_backward.py": Program(
+        25, "branching", ("user_exception", "hooks"),
+        "a hook raising inside backward() every 5th and 7th step ends those steps early"),
 }
 
 
