@@ -31,7 +31,7 @@ SUBSET = (
     "c01_mlp_sgd.py", "c05_numpy_random_math.py", "c06_item_branch.py",
     "c14_dropout_train_eval.py", "c15_batchnorm.py", "c18_hooks.py", "c22_user_exception.py",
     "c24_print_tensor.py", "c26_gan.py", "c28_keyboard_interrupt.py", "c34_kernel_errors.py",
-    "c37_other_threads.py",
+    "c37_other_threads.py", "c38_exception_in_backward.py",
 )
 STATS_CELL = ("import json as _json\nfrom terra import _engine_api as _api\n"
               "print('TERRA-STATS', _json.dumps(_api.stats(), default=str))")
