@@ -2,8 +2,8 @@
 
 Every program of tests/coexec/corpus whose training loop is a top-level statement, so
 that the script splits naturally into notebook cells (set-up, training loop, the rest):
-35 of the 38. The three whose loop lives inside a function (c02, c09, c27) run under the
-script tests only; the one hard case of DESIGN §6 that only c27 covers, state dicts saved
+all but three. Those three, whose loop lives inside a function (c02, c09, c27), run under
+the script tests only; the one hard case of DESIGN §6 that only c27 covers, state dicts saved
 and loaded between cells, has a notebook of its own below, one step per cell.
 
 Each notebook runs the training cell twice (the second run continues training and
@@ -26,11 +26,14 @@ import pytest
 from nbclient import NotebookClient
 
 CORPUS_DIR = pathlib.Path(__file__).resolve().parents[1] / "coexec" / "corpus"
+
+
 def _has_top_level_loop(path: pathlib.Path) -> bool:
     return any(isinstance(node, ast.For) for node in ast.parse(path.read_text()).body)
 
 
-SUBSET = tuple(sorted(p.name for p in CORPUS_DIR.glob("c[0-9]*.py") if _has_top_level_loop(p)))
+NOTEBOOK_PROGRAMS = tuple(sorted(p.name for p in CORPUS_DIR.glob("c[0-9]*.py")
+                                 if _has_top_level_loop(p)))
 STATS_CELL = ("import json as _json\nfrom terra import _engine_api as _api\n"
               "print('TERRA-STATS', _json.dumps(_api.stats(), default=str))")
 
@@ -129,8 +132,8 @@ def stats_of(cell) -> dict:
 
 @pytest.fixture(scope="module")
 def executed(jupyter_env):
-    """Every subset notebook run under both kernels, two kernels at a time."""
-    jobs = [(name, kernel) for name in SUBSET for kernel in ("python3", "terra")]
+    """Every corpus notebook run under both kernels, two kernels at a time."""
+    jobs = [(name, kernel) for name in NOTEBOOK_PROGRAMS for kernel in ("python3", "terra")]
 
     def run(job):
         try:
@@ -149,7 +152,7 @@ def test_terra_kernelspec_installed(jupyter_env):
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.parametrize("name", SUBSET)
+@pytest.mark.parametrize("name", NOTEBOOK_PROGRAMS)
 def test_corpus_notebook(name, executed):
     eager, terra = executed[(name, "python3")], executed[(name, "terra")]
     assert not isinstance(eager, Exception), f"ipykernel run failed: {eager}"
