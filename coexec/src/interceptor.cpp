@@ -13,6 +13,11 @@
 namespace terra::coexec {
 namespace {
 
+bool has_composite_explicit_kernel(const c10::OperatorHandle& op) {
+  return op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd) ||
+         op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
+}
+
 // An explicit kernel on PrivateUse1 is needed where a composite kernel would otherwise answer
 // the key before the fallback does:
 // - CompositeExplicitAutograd(NonFunctional) ops: that kernel would run (decomposed) on the
@@ -29,8 +34,7 @@ bool needs_explicit_kernel(const c10::OperatorHandle& op) {
   const bool backend = op.hasKernelForDispatchKey(c10::DispatchKey::CPU) ||
                        op.hasKernelForDispatchKey(c10::DispatchKey::CUDA);
   if (op.hasKernelForDispatchKey(c10::DispatchKey::CompositeImplicitAutograd)) return backend;
-  return op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd) ||
-         op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
+  return has_composite_explicit_kernel(op);
 }
 
 // A sparse, sparse-compressed (CSR, CSC, BSR, BSC) or quantized tensor in an iteration
@@ -48,8 +52,7 @@ constexpr c10::DispatchKey kNonDenseKeys[] = {c10::DispatchKey::SparsePrivateUse
 bool needs_non_dense_kernel(const c10::OperatorHandle& op, c10::DispatchKey key) {
   if (!op.hasSchema()) return false;
   if (op.hasKernelForDispatchKey(key)) return false;
-  return op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd) ||
-         op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutogradNonFunctional);
+  return has_composite_explicit_kernel(op);
 }
 
 void register_explicit_kernels() {

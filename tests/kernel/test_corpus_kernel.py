@@ -66,15 +66,22 @@ def notebook(name: str, with_stats: bool) -> nbformat.NotebookNode:
     if with_stats:
         sources.append(STATS_CELL)
     sources.append(rest)
+    return code_notebook(sources)
+
+
+def code_notebook(sources) -> nbformat.NotebookNode:
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
 
 
-def execute(name: str, kernel: str) -> nbformat.NotebookNode:
-    nb = notebook(name, with_stats=kernel == "terra")
-    client = NotebookClient(nb, kernel_name=kernel, timeout=300, allow_errors=False,
-                            resources={"metadata": {"path": str(CORPUS_DIR)}})
-    client.execute()
+def run_notebook(nb: nbformat.NotebookNode, kernel: str) -> nbformat.NotebookNode:
+    """Runs every cell in `kernel`, in the corpus directory (its sibling import)."""
+    NotebookClient(nb, kernel_name=kernel, timeout=300, allow_errors=False,
+                   resources={"metadata": {"path": str(CORPUS_DIR)}}).execute()
     return nb
+
+
+def execute(name: str, kernel: str) -> nbformat.NotebookNode:
+    return run_notebook(notebook(name, with_stats=kernel == "terra"), kernel)
 
 
 def comparable(outputs: list) -> list:
@@ -199,11 +206,8 @@ STATE_DICT_CELLS = (
 
 
 def execute_cells(sources, kernel: str) -> nbformat.NotebookNode:
-    cells = list(sources) + ([STATS_CELL] if kernel == "terra" else [])
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells])
-    NotebookClient(nb, kernel_name=kernel, timeout=300, allow_errors=False,
-                   resources={"metadata": {"path": str(CORPUS_DIR)}}).execute()
-    return nb
+    stats = [STATS_CELL] if kernel == "terra" else []
+    return run_notebook(code_notebook([*sources, *stats]), kernel)
 
 
 @pytest.mark.timeout(600)
