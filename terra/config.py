@@ -49,6 +49,11 @@ KNOBS: tuple[Knob, ...] = (
          "backpressure: the program waits when the queued ops would take the GraphRunner "
          "about this many ms (estimated from recent op times; 0: no bound); also bounds "
          "how long a KeyboardInterrupt waits for queued work", "max_queued_ms"),
+    Knob("TERRA_REPLAY_BACKWARD", bool, True,
+         "0: every backward() in co-execution runs autograd's engine on the Python thread; "
+         "1: one recorded once at a graph position is replayed from the recording when the "
+         "same autograd graph comes again (no hooks, no Python functions in it)",
+         "replay_backward"),
     Knob("TERRA_SPEED_CHECK", bool, True,
          "0: a loop stays a region even where its co-executed iterations are slower than "
          "plain ones (the region policy's speed check, which runs a few iterations plainly "

@@ -50,6 +50,8 @@ import weakref
 
 import torch
 
+from terra import _C
+
 # Tensor methods that read memory directly, wrapped on torch.Tensor.
 TENSOR_METHODS = (
     "numpy", "tolist", "__array__", "__dlpack__", "__repr__", "__format__", "data_ptr",
@@ -194,6 +196,43 @@ def _adopting(original, engine):
     return bootstrap_inner
 
 
+def _replaying_backward(original):
+    """torch.autograd's `_engine_run_backward`, which the engine may answer from a recording.
+
+    Only `backward()` calls that accumulate into the leaves' .grad (create_graph off, no
+    `inputs`) are offered to the engine; `torch.autograd.grad` and the rest run as usual.
+    """
+
+    def run_backward(t_outputs, *args, **kwargs):
+        # backward() passes (grad_tensors, retain_graph, create_graph, inputs) positionally.
+        if not kwargs.get("accumulate_grad") or len(args) != 4 or args[2] or args[3]:
+            return original(t_outputs, *args, **kwargs)
+        start = _C.begin_backward(tuple(t_outputs), bool(args[1]))
+        if start == "replayed":
+            return ()
+        if start == "run":
+            return original(t_outputs, *args, **kwargs)
+        try:
+            result = original(t_outputs, *args, **kwargs)
+        except BaseException:
+            _C.end_backward(False)
+            raise
+        _C.end_backward(True)
+        return result
+
+    return run_backward
+
+
+def _noting_saved_tensor_hooks(original):
+    """The push of saved-tensor hooks, which runs Python in backward: not replayed then."""
+
+    def push(*args, **kwargs):
+        _C.note_saved_tensor_hooks()
+        return original(*args, **kwargs)
+
+    return push
+
+
 def _fetch_on_default_generator(engine) -> None:
     """Makes `torch.default_generator` a property of the torch module that fetches first."""
     original_class = type(torch)
@@ -231,6 +270,8 @@ def install(engine) -> None:
     _point_properties_at_wrapped_setters()
     _replace(torch, "compile", lambda original: _compiling(original, engine))
     _replace(threading.Thread, "_bootstrap_inner", lambda original: _adopting(original, engine))
+    _replace(torch.autograd, "_engine_run_backward", _replaying_backward)
+    _replace(torch._C._autograd, "_push_saved_tensors_default_hooks", _noting_saved_tensor_hooks)
     _fetch_on_default_generator(engine)
 
 

@@ -93,6 +93,15 @@ bool has_int_feed(const graph::Node& node) {
   return false;
 }
 
+bool takes_tensor_requiring_grad(const OpInfo& info, const torch::jit::Stack& stack) {
+  if (stack.size() < info.num_arguments) return true;
+  bool requires = false;
+  for_each_tensor_argument(stack, info.num_arguments, [&](const at::Tensor& tensor) {
+    requires = requires || tensor.requires_grad();
+  });
+  return requires;
+}
+
 bool is_python_side_node(const OpInfo& info, const graph::Node& node) {
   return info.op_class == OpClass::kPythonSide || node.flags.is_view_op;
 }
@@ -157,6 +166,12 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
   Region& region = *it.region;
   it.step = node.step + 1;
   region.counters.ops_coexecuted++;
+  if ((node.identity.has_scalar_feeds() || node.outputs_vary || node.flags.data_dependent_shape) &&
+      !it.replay_unsafe && takes_tensor_requiring_grad(info, *stack)) {
+    // Its varying scalars or shapes reach autograd's saved state (backward_replay.h).
+    it.replay_unsafe = true;
+  }
+  if (it.recording) record_backward_op(node, info, op, keys, *stack);
   if (is_python_side_node(info, node)) {
     run_eagerly(op, keys, stack);
     register_outputs(*stack, node.step, it);

@@ -35,6 +35,7 @@ Counters& Counters::operator+=(const Counters& other) {
   feeds += other.feeds;
   eager_ops += other.eager_ops;
   ops_coexecuted += other.ops_coexecuted;
+  backwards_replayed += other.backwards_replayed;
   time_python_s += other.time_python_s;
   time_graph_s += other.time_graph_s;
   return *this;

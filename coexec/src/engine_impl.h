@@ -18,12 +18,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backward_replay.h"
 #include "call_pattern.h"
 #include "external_memory.h"
 #include "graph_runner.h"
 #include "op_table.h"
 #include "pending_accesses.h"
 #include "pointer_map.h"
+#include "terra/coexec/backward.h"
 #include "terra/coexec/engine.h"
 #include "terra/graph/cursor.h"
 #include "terra/graph/trace_graph.h"
@@ -62,6 +64,15 @@ struct Region {
   bool last_repeated = false;
   Counters counters;
   std::vector<NodeRuntime> runtime;  // by node id
+  // Recorded backward passes by the node they start after (backward_replay.h); dropped with
+  // the runtimes whenever the graph merges a trace.
+  std::unordered_map<graph::NodeId, BackwardBlock> backward_blocks;
+
+  // After a merge: what was built for the old graph's nodes is rebuilt on demand.
+  void forget_compiled() {
+    runtime.clear();
+    backward_blocks.clear();
+  }
 };
 
 enum class IterationMode { kInactive, kTracing, kCoexecuting, kFallenBack };
@@ -105,6 +116,12 @@ struct Iteration {
   std::array<RecentOutput, kRecentOutputs> recent_outputs{};
   std::size_t recent_next = 0;
   std::chrono::steady_clock::time_point start;
+  // A backward pass being recorded (backward_replay.h), or null.
+  std::unique_ptr<BackwardRecording> recording;
+  // An op of this iteration on tensors requiring grad had scalar feeds or outputs whose shapes
+  // may vary: a recorded backward pass (constant arguments, promised shapes) may not stand
+  // in for the real one.
+  bool replay_unsafe = false;
 
   // Back to a fresh iteration, keeping the tables' capacity (a steady loop allocates none).
   void recycle();
@@ -131,6 +148,9 @@ struct Engine::Impl {
   void handle(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
 
   void begin_iteration(int region_id);
+  // Backward passes (backward_replay.cpp; terra/coexec/backward.h).
+  BackwardStart begin_backward(const std::vector<at::Tensor>& roots, bool retain_graph);
+  void end_backward(bool completed);
   void end_iteration();
   void abort_iteration();
   void sync();
@@ -235,6 +255,17 @@ struct Engine::Impl {
   void run_eagerly(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                    torch::jit::Stack* stack);
   NodeRuntime& node_runtime(Region& region, const graph::Node& node);
+  // While a backward pass is recorded: notes the matched op with its arguments.
+  void record_backward_op(const graph::Node& node, const OpInfo& info,
+                          const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                          const torch::jit::Stack& stack);
+  // The block recorded after `block_start`'s node finished into a BackwardBlock; false when it
+  // cannot be replayed.
+  bool finish_recording(BackwardRecording& recording, BackwardBlock* block);
+  // Issues `block`'s ops for the autograd graph `walk` ran over; false (having done nothing)
+  // when some tensor it needs is gone.
+  bool replay_backward(const BackwardBlock& block, const struct AutogradWalk& walk,
+                       bool retain_graph);
   // Check feeders (check_feeders.cpp): the producers of the values a value check reads run at
   // once, when their inputs are ready, instead of behind everything queued.
   // Marks the op of this iteration whose output is `tensor` (if any) as a check feeder

@@ -87,6 +87,8 @@ void Iteration::recycle() {
   ops_coexecuted_before = 0;
   recent_outputs.fill({});
   recent_next = 0;
+  recording.reset();
+  replay_unsafe = false;
 }
 
 void Iteration::note_recent_output(c10::TensorImpl* tensor, c10::StorageImpl* storage) {
@@ -135,7 +137,7 @@ void Engine::Impl::end_iteration() {
       const graph::MergeResult result = region.graph.merge(it.trace, merge_options());
       // Identities may have been generalised, outputs found varying; a contained trace
       // changed none, and the compiled patterns that followed it stay valid.
-      if (!result.contained) region.runtime.clear();
+      if (!result.contained) region.forget_compiled();
       repeated = result.contained;
       region.counters.iterations_traced++;
       region.traced_iterations++;
@@ -151,7 +153,7 @@ void Engine::Impl::end_iteration() {
     case IterationMode::kCoexecuting: {
       if (!region.cursor->finish()) {
         region.graph.merge_from(region.cursor->position().id, graph::Trace{}, merge_options());
-        region.runtime.clear();
+        region.forget_compiled();
       }
       repeated = true;
       if (region.counters.ops_coexecuted > it.ops_coexecuted_before) {
@@ -165,7 +167,7 @@ void Engine::Impl::end_iteration() {
     case IterationMode::kFallenBack: {
       const graph::MergeResult result =
           region.graph.merge_from(it.fallback_from, it.trace, merge_options());
-      region.runtime.clear();
+      region.forget_compiled();
       repeated = result.contained;
       region.counters.iterations_traced++;
       if (++region.fallbacks_in_row >= config.max_fallbacks_in_row) {

@@ -78,6 +78,14 @@ class PointerMap {
     }
   }
 
+  // Calls visit(key, value) for every entry.
+  template <class Visit>
+  void for_each(Visit visit) {
+    for (Slot& slot : slots_) {
+      if (slot.key != nullptr) visit(slot.key, *slot.value);
+    }
+  }
+
   // Forgets every entry (their values are destroyed now); keeps the capacity.
   void clear() {
     if (size_ == 0) return;

@@ -149,6 +149,7 @@ py::dict counters_dict(const coexec::Counters& c) {
   d["feeds"] = c.feeds;
   d["eager_ops"] = c.eager_ops;
   d["ops_coexecuted"] = c.ops_coexecuted;
+  d["backwards_replayed"] = c.backwards_replayed;
   d["time_python_s"] = c.time_python_s;
   d["time_graph_s"] = c.time_graph_s;
   return d;
@@ -196,6 +197,8 @@ void configure(Engine& engine, const py::dict& knobs) {
       config.max_queued = value.cast<int>();
     else if (name == "max_queued_ms")
       config.max_queued_ms = value.cast<int>();
+    else if (name == "replay_backward")
+      config.replay_backward = value.cast<bool>();
     else
       throw py::key_error("terra: unknown engine knob " + name);
   }
@@ -213,6 +216,7 @@ py::dict config_dict(const Engine& engine) {
   d["max_fallbacks_in_row"] = c.max_fallbacks_in_row;
   d["max_queued"] = c.max_queued;
   d["max_queued_ms"] = c.max_queued_ms;
+  d["replay_backward"] = c.replay_backward;
   return d;
 }
 

@@ -6,5 +6,6 @@
 PYBIND11_MODULE(_C, m) {
   m.doc() = "Terra's compiled half: the co-execution engine and its helpers.";
   terra::python::bind_engine(m);
+  terra::python::bind_backward(m);
   terra::python::bind_visualizer(m);
 }

@@ -27,6 +27,9 @@ struct EngineConfig {
   // keeps a KeyboardInterrupt's drain short. 0 turns a bound off.
   int max_queued = 512;
   int max_queued_ms = 200;
+  // A backward pass recorded once in co-execution is replayed from the recording when the
+  // same autograd graph comes again (TERRA_REPLAY_BACKWARD; backward_replay.h).
+  bool replay_backward = true;
 };
 
 }  // namespace terra::coexec

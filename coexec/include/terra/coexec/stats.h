@@ -19,6 +19,8 @@ struct Counters {
   std::uint64_t feeds = 0;               // tensors Python made, fed in co-execution
   std::uint64_t eager_ops = 0;       // ops co-execution could not handle, run eagerly after a sync
   std::uint64_t ops_coexecuted = 0;  // ops answered by the graph (placeholder or Python-side)
+  // backward() calls whose ops the engine issued from a recording, without autograd's engine
+  std::uint64_t backwards_replayed = 0;
   double time_python_s = 0;          // wall time of the iterations on the Python thread
   double time_graph_s = 0;           // GraphRunner time executing the region's nodes
 

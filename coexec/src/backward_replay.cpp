@@ -1,0 +1,357 @@
+// Backward passes recorded once and replayed (see backward_replay.h).
+#include <ATen/EmptyTensor.h>
+#include <ATen/SavedTensorHooks.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/function.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "autograd_walk.h"
+#include "engine_impl.h"
+#include "interceptor.h"
+#include "stack_arguments.h"
+
+namespace terra::coexec {
+namespace {
+
+OutputSpec meta_of(const at::Tensor& tensor) {
+  OutputSpec meta;
+  meta.sizes = tensor.sizes().vec();
+  meta.strides = tensor.strides().vec();
+  meta.storage_offset = tensor.storage_offset();
+  meta.dtype = tensor.dtype();
+  meta.device = tensor.device();
+  meta.keys = c10::DispatchKeySet(meta.device.is_cuda() ? c10::DispatchKey::CUDA
+                                                        : c10::DispatchKey::CPU);
+  return meta;
+}
+
+bool has_meta(const at::Tensor& tensor, const OutputSpec& meta) {
+  return tensor.sizes().equals(meta.sizes) && tensor.strides().equals(meta.strides) &&
+         tensor.storage_offset() == meta.storage_offset && tensor.dtype() == meta.dtype &&
+         tensor.device() == meta.device;
+}
+
+// A tensor over `storage` laid out as `meta` says (what autograd's unpacking of a saved
+// output would hand the op: a new TensorImpl over the same memory).
+at::Tensor tensor_over(c10::Storage storage, const OutputSpec& meta) {
+  at::Tensor tensor =
+      at::detail::make_tensor<c10::TensorImpl>(std::move(storage), meta.keys, meta.dtype);
+  tensor.unsafeGetTensorImpl()->set_sizes_and_strides(meta.sizes, meta.strides,
+                                                      meta.storage_offset);
+  return tensor;
+}
+
+// The hash of a leaf's place in the iteration, appended to the autograd walk's signature.
+std::vector<std::uint64_t> signature_with_leaves(const AutogradWalk& walk,
+                                                 std::vector<graph::InputRef> leaf_refs) {
+  std::vector<std::uint64_t> signature = walk.signature;
+  for (const graph::InputRef& ref : leaf_refs) signature.push_back(graph::hash_input_ref(ref));
+  return signature;
+}
+
+bool is_child(const graph::TraceGraph& graph, graph::NodeId parent, graph::NodeId child) {
+  const auto& children = graph.node(parent).children;
+  return std::find(children.begin(), children.end(), child) != children.end();
+}
+
+// The flattened tensor returns an op left on the stack.
+std::vector<at::Tensor> take_outputs(torch::jit::Stack& stack) {
+  std::vector<at::Tensor> outputs;
+  for (c10::IValue& value : stack) {
+    if (value.isTensor()) {
+      outputs.push_back(std::move(value).toTensor());
+    } else if (value.isTensorList()) {
+      for (const at::Tensor& t : value.toTensorList()) outputs.push_back(t);
+    } else if (value.isNone()) {
+      outputs.emplace_back();
+    }
+  }
+  stack.clear();
+  return outputs;
+}
+
+}  // namespace
+
+BackwardStart begin_backward(Engine& engine, const std::vector<at::Tensor>& roots,
+                             bool retain_graph) {
+  return engine.impl().begin_backward(roots, retain_graph);
+}
+
+void note_saved_tensor_hooks(Engine& engine) {
+  Engine::Impl& impl = engine.impl();
+  // Hooks are pushed per thread: another thread's do not reach the iteration's backward.
+  if (impl.owner_thread.load(std::memory_order_relaxed) != std::this_thread::get_id()) return;
+  if (Iteration* it = impl.iteration.get()) it->replay_unsafe = true;
+}
+
+void end_backward(Engine& engine, bool completed) { engine.impl().end_backward(completed); }
+
+BackwardStart Engine::Impl::begin_backward(const std::vector<at::Tensor>& roots,
+                                           bool retain_graph) {
+  // Only the thread that runs the iteration (an adopted thread's ops run eagerly anyway).
+  if (!config.replay_backward ||
+      owner_thread.load(std::memory_order_relaxed) != std::this_thread::get_id()) {
+    return BackwardStart::kRun;
+  }
+  Iteration* it = iteration.get();
+  if (it == nullptr || it->mode != IterationMode::kCoexecuting || it->recording || it->region->cursor->diverged() ||
+      it->replay_unsafe || !at::SavedTensorDefaultHooks::get_tls_state().stack.empty()) {
+    return BackwardStart::kRun;
+  }
+  InterceptionOff off;
+  Region& region = *it->region;
+  const AutogradWalk walk = walk_autograd_graph(roots);
+  if (!walk.plain) {
+    if (config.debug >= 2) debug(2, std::string("backward not replayable: ") + walk.reason);
+    return BackwardStart::kRun;
+  }
+  // Leaves the iteration has not seen (a graph reaching into an earlier iteration) would
+  // become new states here and renumber the ones after them: not replayed.
+  std::vector<graph::InputRef> leaf_refs;
+  for (const at::Tensor& leaf : walk.leaves) {
+    const ValueEntry* entry = it->values.find(leaf.unsafeGetTensorImpl());
+    if (entry == nullptr) return BackwardStart::kRun;
+    leaf_refs.push_back(entry->ref);
+  }
+  std::vector<std::uint64_t> signature = signature_with_leaves(walk, std::move(leaf_refs));
+  const graph::NodeId key = region.cursor->position().id;
+  auto found = region.backward_blocks.find(key);
+  if (found != region.backward_blocks.end() && found->second.signature == signature) {
+    if (replay_backward(found->second, walk, retain_graph)) {
+      region.counters.backwards_replayed++;
+      return BackwardStart::kReplayed;
+    }
+    return BackwardStart::kRun;
+  }
+  auto recording = std::make_unique<BackwardRecording>();
+  recording->key = key;
+  recording->signature = std::move(signature);
+  recording->first_step = region.cursor->steps();
+  recording->leaves = walk.leaves;
+  recording->fetches_before = region.counters.fetches;
+  recording->eager_ops_before = region.counters.eager_ops;
+  it->recording = std::move(recording);
+  return BackwardStart::kRecording;
+}
+
+void Engine::Impl::end_backward(bool completed) {
+  Iteration* it = iteration.get();
+  if (it == nullptr || !it->recording) return;
+  std::unique_ptr<BackwardRecording> recording = std::move(it->recording);
+  if (!completed || it->mode != IterationMode::kCoexecuting || it->region->cursor->diverged()) return;
+  BackwardBlock block;
+  if (finish_recording(*recording, &block)) {
+    it->region->backward_blocks[recording->key] = std::move(block);
+  } else {
+    it->region->backward_blocks.erase(recording->key);
+  }
+}
+
+void Engine::Impl::record_backward_op(const graph::Node& node, const OpInfo& info,
+                                      const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+                                      const torch::jit::Stack& stack) {
+  BackwardRecording& recording = *iteration->recording;
+  const std::size_t n = info.num_arguments;
+  if (!recording.replayable) return;
+  if (stack.size() < n || node.identity.has_scalar_feeds() ||
+      node.step != recording.first_step + recording.ops.size()) {
+    recording.replayable = false;
+    return;
+  }
+  RecordedOp& recorded = recording.ops.emplace_back();
+  recorded.node = node.id;
+  recorded.info = &info;
+  recorded.op = op;
+  recorded.keys = keys;
+  const c10::impl::LocalDispatchKeySet tls = c10::impl::tls_local_dispatch_key_set();
+  recorded.tls_included = tls.included_;
+  recorded.tls_excluded = tls.excluded_;
+  recorded.autograd_state = c10::AutogradState::get_tls_state();
+  recorded.arguments.reserve(n);
+  auto note = [&](const at::Tensor& tensor, std::uint32_t argument, std::int32_t element) {
+    // CPU only: on CUDA, autograd runs nodes on its device threads, each on its own stream.
+    if (!tensor.is_cpu()) recording.replayable = false;
+    recorded.tensors.push_back(
+        RecordedTensor{argument, element, input_ref(tensor, *iteration), -1, meta_of(tensor)});
+  };
+  for (std::size_t i = stack.size() - n; i < stack.size(); ++i) {
+    const auto argument = static_cast<std::uint32_t>(recorded.arguments.size());
+    const c10::IValue& value = stack[i];
+    if (value.isTensor()) {
+      if (value.toTensor().defined()) note(value.toTensor(), argument, -1);
+      recorded.arguments.emplace_back(at::Tensor());
+    } else if (value.isTensorList()) {
+      c10::List<at::Tensor> list;
+      std::int32_t element = 0;
+      for (const at::Tensor& tensor : value.toTensorList()) {
+        note(tensor, argument, element++);
+        list.push_back(at::Tensor());
+      }
+      recorded.arguments.emplace_back(std::move(list));
+    } else if (value.isList() || value.isTuple() || value.isGenericDict() || value.isObject()) {
+      // Containers other than Tensor[] (optional tensors, ...): not rebuilt here.
+      bool holds_tensor = false;
+      c10::IValue copy = value;
+      replace_tensors_in(copy, [&](const at::Tensor&) -> std::optional<at::Tensor> {
+        holds_tensor = true;
+        return std::nullopt;
+      });
+      if (holds_tensor || !value.isList()) recording.replayable = false;
+      recorded.arguments.push_back(value);
+    } else {
+      recorded.arguments.push_back(value);
+    }
+  }
+}
+
+bool Engine::Impl::finish_recording(BackwardRecording& recording, BackwardBlock* block) {
+  Iteration& it = *iteration;
+  Region& region = *it.region;
+  if (!recording.replayable || recording.ops.empty() ||
+      region.counters.fetches != recording.fetches_before ||
+      region.counters.eager_ops != recording.eager_ops_before ||
+      region.cursor->steps() != recording.first_step + recording.ops.size()) {
+    return false;
+  }
+  const std::uint32_t end_step = region.cursor->steps();
+  auto in_block = [&](const graph::InputRef& ref) {
+    const auto* output = std::get_if<graph::NodeOutput>(&ref);
+    return output != nullptr && output->step >= recording.first_step && output->step < end_step;
+  };
+  for (RecordedOp& op : recording.ops) {
+    for (RecordedTensor& tensor : op.tensors) {
+      if (in_block(tensor.ref)) continue;
+      auto known = std::find(block->externals.begin(), block->externals.end(), tensor.ref);
+      tensor.external = static_cast<std::int32_t>(known - block->externals.begin());
+      if (known == block->externals.end()) block->externals.push_back(tensor.ref);
+    }
+  }
+  for (const at::Tensor& leaf : recording.leaves) {
+    LeafGrad grad;
+    const at::Tensor& value = leaf.grad();
+    if (value.defined()) {
+      const ValueEntry* entry = it.values.find(value.unsafeGetTensorImpl());
+      if (entry == nullptr || !in_block(entry->ref)) return false;
+      grad.defined = true;
+      grad.output = std::get<graph::NodeOutput>(entry->ref);
+    }
+    block->grads.push_back(grad);
+  }
+  block->signature = std::move(recording.signature);
+  block->first_step = recording.first_step;
+  block->ops = std::move(recording.ops);
+  return true;
+}
+
+bool Engine::Impl::replay_backward(const BackwardBlock& block, const AutogradWalk& walk,
+                                   bool retain_graph) {
+  Iteration& it = *iteration;
+  Region& region = *it.region;
+  if (block.grads.size() != walk.leaves.size()) return false;
+  // The recorded path must still be one in the graph (it is, unless the graph changed).
+  graph::NodeId at = region.cursor->position().id;
+  for (const RecordedOp& op : block.ops) {
+    if (!is_child(region.graph, at, op.node)) return false;
+    at = op.node;
+  }
+  // Every tensor from before the block, found before anything is issued.
+  // Per tensor from before the block, the live tensors that are it (an output and the
+  // aliases found by its storage), or else its memory.
+  std::vector<c10::SmallVector<at::Tensor, 1>> externals(block.externals.size());
+  std::unordered_map<c10::StorageImpl*, std::size_t> wanted_storages;
+  auto index_of = [&](const graph::InputRef& ref) -> std::int64_t {
+    auto found = std::find(block.externals.begin(), block.externals.end(), ref);
+    return found == block.externals.end() ? -1 : found - block.externals.begin();
+  };
+  it.values.for_each([&](c10::TensorImpl*, ValueEntry& entry) {
+    const std::int64_t index = index_of(entry.ref);
+    if (index < 0) return;
+    c10::intrusive_ptr<c10::TensorImpl> impl = entry.keep.lock();
+    if (impl) externals[index].emplace_back(std::move(impl));
+  });
+  std::vector<c10::Storage> storages(block.externals.size());
+  it.storages.for_each([&](c10::StorageImpl*, StorageEntry& entry) {
+    const std::int64_t index = index_of(entry.output);
+    if (index < 0 || !externals[index].empty() || storages[index]) return;
+    c10::intrusive_ptr<c10::StorageImpl> storage = entry.keep.lock();
+    if (storage) storages[index] = c10::Storage(std::move(storage));
+  });
+  for (std::size_t i = 0; i < externals.size(); ++i) {
+    if (externals[i].empty() && !storages[i]) return false;
+  }
+
+  // Issued as the autograd engine issued them (its thread-local state: grad mode off).
+  std::vector<std::vector<at::Tensor>> produced(block.ops.size());
+  torch::jit::Stack stack;
+  const c10::AutogradState saved_autograd = c10::AutogradState::get_tls_state();
+  struct RestoreAutograd {
+    c10::AutogradState state;
+    ~RestoreAutograd() { c10::AutogradState::set_tls_state(state); }
+  } restore{saved_autograd};
+  for (std::size_t i = 0; i < block.ops.size(); ++i) {
+    const RecordedOp& op = block.ops[i];
+    const graph::Node* node =
+        region.cursor->match_if([&](const graph::Node& child) { return child.id == op.node; });
+    TORCH_CHECK(node != nullptr, "terra: a recorded backward pass left the graph");
+    stack.assign(op.arguments.begin(), op.arguments.end());
+    for (c10::IValue& argument : stack) {
+      // Lists are shared between IValue copies: each call gets its own.
+      if (argument.isTensorList()) argument = argument.toTensorList().copy();
+    }
+    for (const RecordedTensor& recorded : op.tensors) {
+      at::Tensor tensor;
+      if (recorded.external >= 0) {
+        // The live tensor laid out as recorded; else one of the same sizes as it is now (a
+        // slice whose offset moves from step to step, which the graph does not pin); else a
+        // tensor over its memory as recorded (an output only autograd still held, or only
+        // an alias of it with another shape is alive).
+        const auto& candidates = externals[recorded.external];
+        auto exact = std::find_if(candidates.begin(), candidates.end(), [&](const at::Tensor& t) {
+          return has_meta(t, recorded.meta);
+        });
+        auto moved = std::find_if(candidates.begin(), candidates.end(), [&](const at::Tensor& t) {
+          return t.sizes().equals(recorded.meta.sizes) && t.dtype() == recorded.meta.dtype;
+        });
+        if (exact != candidates.end()) {
+          tensor = *exact;
+        } else if (moved != candidates.end()) {
+          tensor = *moved;
+        } else {
+          tensor = tensor_over(candidates.empty() ? storages[recorded.external]
+                                                  : candidates.front().storage(),
+                               recorded.meta);
+        }
+      } else {
+        const auto& output = std::get<graph::NodeOutput>(recorded.ref);
+        tensor = produced.at(output.step - block.first_step).at(output.output);
+      }
+      c10::IValue& slot = stack[recorded.argument];
+      if (recorded.element < 0) {
+        slot = std::move(tensor);
+      } else {
+        slot.toTensorList().set(recorded.element, std::move(tensor));
+      }
+    }
+    c10::impl::ForceDispatchKeyGuard keys_guard(op.tls_included, op.tls_excluded);
+    c10::AutogradState::set_tls_state(op.autograd_state);
+    coexecute_matched(*node, *op.info, *op.op, op.keys, &stack);
+    produced[i] = take_outputs(stack);
+  }
+  c10::AutogradState::set_tls_state(saved_autograd);
+
+  for (std::size_t i = 0; i < walk.leaves.size(); ++i) {
+    const LeafGrad& grad = block.grads[i];
+    if (!grad.defined) continue;
+    at::Tensor leaf = walk.leaves[i];
+    leaf.mutable_grad() = produced.at(grad.output.step - block.first_step).at(grad.output.output);
+  }
+  // As the autograd engine does after running each node of a graph it need not keep.
+  if (!retain_graph) {
+    for (const auto& node : walk.nodes) node->release_variables();
+  }
+  return true;
+}
+
+}  // namespace terra::coexec
