@@ -24,9 +24,7 @@ bool has_hooks(Node& node) {
 // A Function defined in Python (torch.autograd.Function, a module's full backward hook, the
 // logging hooks) runs Python when applied; its C++ type is torch::autograd::PyNode, whose
 // header needs Python, so it is known by its mangled name.
-bool runs_python(const Node& node) {
-  return std::strstr(typeid(node).name(), "PyNode") != nullptr;
-}
+bool runs_python(const Node& node) { return std::strstr(typeid(node).name(), "PyNode") != nullptr; }
 
 }  // namespace
 
@@ -66,7 +64,7 @@ AutogradWalk walk_autograd_graph(const std::vector<at::Tensor>& roots) {
       const at::Tensor& leaf = accumulate->variable;
       if (!leaf.defined() || leaf.grad().defined() || !leaf.is_cpu()) {
         walk.reason = leaf.defined() && leaf.grad().defined() ? "a leaf with a gradient"
-                                                               : "a leaf not on the CPU";
+                                                              : "a leaf not on the CPU";
         return walk;
       }
       walk.leaves.push_back(leaf);

@@ -1,11 +1,10 @@
 // Backward passes recorded once and replayed (see backward_replay.h).
 #include <ATen/EmptyTensor.h>
 #include <ATen/SavedTensorHooks.h>
-#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/function.h>
 
 #include <algorithm>
-#include <unordered_map>
+#include <map>
 
 #include "autograd_walk.h"
 #include "engine_impl.h"
@@ -22,8 +21,8 @@ OutputSpec meta_of(const at::Tensor& tensor) {
   meta.storage_offset = tensor.storage_offset();
   meta.dtype = tensor.dtype();
   meta.device = tensor.device();
-  meta.keys = c10::DispatchKeySet(meta.device.is_cuda() ? c10::DispatchKey::CUDA
-                                                        : c10::DispatchKey::CPU);
+  meta.keys =
+      c10::DispatchKeySet(meta.device.is_cuda() ? c10::DispatchKey::CUDA : c10::DispatchKey::CPU);
   return meta;
 }
 
@@ -41,6 +40,27 @@ at::Tensor tensor_over(c10::Storage storage, const OutputSpec& meta) {
   tensor.unsafeGetTensorImpl()->set_sizes_and_strides(meta.sizes, meta.strides,
                                                       meta.storage_offset);
   return tensor;
+}
+
+// The tensor from before the block that a recorded op read: the live tensor registered as
+// its reference and laid out as recorded; else one of the same sizes and strides as it is
+// now (a slice whose offset moves from step to step, which the graph does not pin); else a
+// tensor over its memory as recorded (an output only autograd still held, or one autograd
+// handed over as a shallow copy found by its storage).
+at::Tensor external_tensor(const c10::SmallVector<at::Tensor, 1>& registered,
+                           const c10::Storage& storage, const RecordedTensor& recorded) {
+  if (!recorded.by_storage) {
+    for (const at::Tensor& tensor : registered) {
+      if (has_meta(tensor, recorded.meta)) return tensor;
+    }
+    for (const at::Tensor& tensor : registered) {
+      if (tensor.sizes().equals(recorded.meta.sizes) &&
+          tensor.strides().equals(recorded.meta.strides) && tensor.dtype() == recorded.meta.dtype) {
+        return tensor;
+      }
+    }
+  }
+  return tensor_over(storage, recorded.meta);
 }
 
 // The hash of a leaf's place in the iteration, appended to the autograd walk's signature.
@@ -96,8 +116,9 @@ BackwardStart Engine::Impl::begin_backward(const std::vector<at::Tensor>& roots,
     return BackwardStart::kRun;
   }
   Iteration* it = iteration.get();
-  if (it == nullptr || it->mode != IterationMode::kCoexecuting || it->recording || it->region->cursor->diverged() ||
-      it->replay_unsafe || !at::SavedTensorDefaultHooks::get_tls_state().stack.empty()) {
+  if (it == nullptr || it->mode != IterationMode::kCoexecuting || it->recording ||
+      it->region->cursor->diverged() || it->replay_unsafe ||
+      !at::SavedTensorDefaultHooks::get_tls_state().stack.empty()) {
     return BackwardStart::kRun;
   }
   InterceptionOff off;
@@ -140,7 +161,8 @@ void Engine::Impl::end_backward(bool completed) {
   Iteration* it = iteration.get();
   if (it == nullptr || !it->recording) return;
   std::unique_ptr<BackwardRecording> recording = std::move(it->recording);
-  if (!completed || it->mode != IterationMode::kCoexecuting || it->region->cursor->diverged()) return;
+  if (!completed || it->mode != IterationMode::kCoexecuting || it->region->cursor->diverged())
+    return;
   BackwardBlock block;
   if (finish_recording(*recording, &block)) {
     it->region->backward_blocks[recording->key] = std::move(block);
@@ -173,8 +195,13 @@ void Engine::Impl::record_backward_op(const graph::Node& node, const OpInfo& inf
   auto note = [&](const at::Tensor& tensor, std::uint32_t argument, std::int32_t element) {
     // CPU only: on CUDA, autograd runs nodes on its device threads, each on its own stream.
     if (!tensor.is_cpu()) recording.replayable = false;
-    recorded.tensors.push_back(
-        RecordedTensor{argument, element, input_ref(tensor, *iteration), -1, meta_of(tensor)});
+    RecordedTensor& noted = recorded.tensors.emplace_back();
+    noted.argument = argument;
+    noted.element = element;
+    noted.ref = input_ref(tensor, *iteration);
+    noted.meta = meta_of(tensor);
+    const ValueEntry* entry = iteration->values.find(tensor.unsafeGetTensorImpl());
+    noted.by_storage = entry == nullptr || entry->by_storage;
   };
   for (std::size_t i = stack.size() - n; i < stack.size(); ++i) {
     const auto argument = static_cast<std::uint32_t>(recorded.arguments.size());
@@ -220,9 +247,15 @@ bool Engine::Impl::finish_recording(BackwardRecording& recording, BackwardBlock*
     const auto* output = std::get_if<graph::NodeOutput>(&ref);
     return output != nullptr && output->step >= recording.first_step && output->step < end_step;
   };
-  for (RecordedOp& op : recording.ops) {
-    for (RecordedTensor& tensor : op.tensors) {
-      if (in_block(tensor.ref)) continue;
+  // The last reader of each output made in the block (leaves' gradients are kept).
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::size_t> last_reader;
+  for (std::size_t i = 0; i < recording.ops.size(); ++i) {
+    for (RecordedTensor& tensor : recording.ops[i].tensors) {
+      if (in_block(tensor.ref)) {
+        const auto& output = std::get<graph::NodeOutput>(tensor.ref);
+        last_reader[{output.step - recording.first_step, output.output}] = i;
+        continue;
+      }
       auto known = std::find(block->externals.begin(), block->externals.end(), tensor.ref);
       tensor.external = static_cast<std::int32_t>(known - block->externals.begin());
       if (known == block->externals.end()) block->externals.push_back(tensor.ref);
@@ -239,6 +272,20 @@ bool Engine::Impl::finish_recording(BackwardRecording& recording, BackwardBlock*
     }
     block->grads.push_back(grad);
   }
+  // Outputs nothing in the block reads go right after their op.
+  for (std::uint32_t i = 0; i < recording.ops.size(); ++i) {
+    const auto outputs =
+        static_cast<std::uint32_t>(region.graph.node(recording.ops[i].node).outputs.size());
+    for (std::uint32_t k = 0; k < outputs; ++k) last_reader.emplace(std::make_pair(i, k), i);
+  }
+  for (const LeafGrad& grad : block->grads) {
+    if (grad.defined) {
+      last_reader.erase({grad.output.step - recording.first_step, grad.output.output});
+    }
+  }
+  for (const auto& [output, reader] : last_reader) {
+    recording.ops[reader].last_reads.push_back(output);
+  }
   block->signature = std::move(recording.signature);
   block->first_step = recording.first_step;
   block->ops = std::move(recording.ops);
@@ -251,30 +298,31 @@ bool Engine::Impl::replay_backward(const BackwardBlock& block, const AutogradWal
   Region& region = *it.region;
   if (block.grads.size() != walk.leaves.size()) return false;
   // The recorded path must still be one in the graph (it is, unless the graph changed).
-  graph::NodeId at = region.cursor->position().id;
+  graph::NodeId parent = region.cursor->position().id;
   for (const RecordedOp& op : block.ops) {
-    if (!is_child(region.graph, at, op.node)) return false;
-    at = op.node;
+    if (!is_child(region.graph, parent, op.node)) return false;
+    parent = op.node;
   }
-  // Every tensor from before the block, found before anything is issued.
-  // Per tensor from before the block, the live tensors that are it (an output and the
-  // aliases found by its storage), or else its memory.
+  // Every tensor from before the block, found before anything is issued: the live tensors
+  // registered as it (not the aliases found by its storage), and its memory.
   std::vector<c10::SmallVector<at::Tensor, 1>> externals(block.externals.size());
-  std::unordered_map<c10::StorageImpl*, std::size_t> wanted_storages;
   auto index_of = [&](const graph::InputRef& ref) -> std::int64_t {
     auto found = std::find(block.externals.begin(), block.externals.end(), ref);
     return found == block.externals.end() ? -1 : found - block.externals.begin();
   };
+  std::vector<c10::Storage> storages(block.externals.size());
   it.values.for_each([&](c10::TensorImpl*, ValueEntry& entry) {
     const std::int64_t index = index_of(entry.ref);
     if (index < 0) return;
     c10::intrusive_ptr<c10::TensorImpl> impl = entry.keep.lock();
-    if (impl) externals[index].emplace_back(std::move(impl));
+    if (!impl) return;
+    at::Tensor tensor(std::move(impl));
+    if (!storages[index] && tensor.has_storage()) storages[index] = tensor.storage();
+    if (!entry.by_storage) externals[index].push_back(std::move(tensor));
   });
-  std::vector<c10::Storage> storages(block.externals.size());
   it.storages.for_each([&](c10::StorageImpl*, StorageEntry& entry) {
     const std::int64_t index = index_of(entry.output);
-    if (index < 0 || !externals[index].empty() || storages[index]) return;
+    if (index < 0 || storages[index]) return;
     c10::intrusive_ptr<c10::StorageImpl> storage = entry.keep.lock();
     if (storage) storages[index] = c10::Storage(std::move(storage));
   });
@@ -303,29 +351,14 @@ bool Engine::Impl::replay_backward(const BackwardBlock& block, const AutogradWal
     for (const RecordedTensor& recorded : op.tensors) {
       at::Tensor tensor;
       if (recorded.external >= 0) {
-        // The live tensor laid out as recorded; else one of the same sizes as it is now (a
-        // slice whose offset moves from step to step, which the graph does not pin); else a
-        // tensor over its memory as recorded (an output only autograd still held, or only
-        // an alias of it with another shape is alive).
-        const auto& candidates = externals[recorded.external];
-        auto exact = std::find_if(candidates.begin(), candidates.end(), [&](const at::Tensor& t) {
-          return has_meta(t, recorded.meta);
-        });
-        auto moved = std::find_if(candidates.begin(), candidates.end(), [&](const at::Tensor& t) {
-          return t.sizes().equals(recorded.meta.sizes) && t.dtype() == recorded.meta.dtype;
-        });
-        if (exact != candidates.end()) {
-          tensor = *exact;
-        } else if (moved != candidates.end()) {
-          tensor = *moved;
-        } else {
-          tensor = tensor_over(candidates.empty() ? storages[recorded.external]
-                                                  : candidates.front().storage(),
-                               recorded.meta);
-        }
+        tensor =
+            external_tensor(externals[recorded.external], storages[recorded.external], recorded);
       } else {
         const auto& output = std::get<graph::NodeOutput>(recorded.ref);
         tensor = produced.at(output.step - block.first_step).at(output.output);
+        if (recorded.by_storage || !has_meta(tensor, recorded.meta)) {
+          tensor = tensor_over(tensor.storage(), recorded.meta);
+        }
       }
       c10::IValue& slot = stack[recorded.argument];
       if (recorded.element < 0) {
@@ -338,6 +371,9 @@ bool Engine::Impl::replay_backward(const BackwardBlock& block, const AutogradWal
     c10::AutogradState::set_tls_state(op.autograd_state);
     coexecute_matched(*node, *op.info, *op.op, op.keys, &stack);
     produced[i] = take_outputs(stack);
+    for (const auto& [producer, output] : op.last_reads) {
+      if (output < produced[producer].size()) produced[producer][output].reset();
+    }
   }
   c10::AutogradState::set_tls_state(saved_autograd);
 

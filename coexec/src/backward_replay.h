@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "graph_runner.h"
@@ -33,6 +34,9 @@ struct RecordedTensor {
   graph::InputRef ref;
   std::int32_t external = -1;  // index into BackwardBlock::externals; -1: made in the block
   OutputSpec meta;             // sizes, strides, offset, dtype, device
+  // `ref` was found through the tensor's storage (ValueEntry::by_storage): rebuilt over that
+  // memory as `meta` says, never taken from the tensor registered as `ref`.
+  bool by_storage = false;
 };
 
 // One op the autograd engine issued, as the engine saw it (after interception).
@@ -45,6 +49,9 @@ struct RecordedOp {
   c10::AutogradState autograd_state{false, false, false, false};
   std::vector<c10::IValue> arguments;  // tensors left undefined (see tensors)
   std::vector<RecordedTensor> tensors;
+  // Outputs of the block's ops (op index, output index) read for the last time by this op:
+  // dropped after it, as autograd drops a gradient once its consumer ran (memory).
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> last_reads;
 };
 
 // Where a leaf's gradient came from: an output of an op of the block, or none.

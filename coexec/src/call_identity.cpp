@@ -117,7 +117,8 @@ graph::InputRef Engine::Impl::input_ref(const at::Tensor& tensor, Iteration& it)
     if (const StorageEntry* by_storage =
             it.storages.find(tensor.storage().unsafeGetStorageImpl())) {
       ref = by_storage->output;
-      it.values.insert_or_assign(impl, ValueEntry{ref, TensorImplRef(tensor.getIntrusivePtr())});
+      it.values.insert_or_assign(
+          impl, ValueEntry{ref, TensorImplRef(tensor.getIntrusivePtr()), /*by_storage=*/true});
       return ref;
     }
   }

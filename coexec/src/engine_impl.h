@@ -81,6 +81,9 @@ enum class IterationMode { kInactive, kTracing, kCoexecuting, kFallenBack };
 struct ValueEntry {
   graph::InputRef ref;
   TensorImplRef keep;  // keeps the address unique for the iteration
+  // Found through its storage (an autograd shallow copy, or another alias): `ref` is the
+  // output last registered over that storage, which may be laid out otherwise.
+  bool by_storage = false;
 };
 
 struct StorageEntry {

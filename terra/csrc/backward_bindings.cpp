@@ -1,9 +1,8 @@
 // bind_backward: terra._C.begin_backward / end_backward, the engine's hook around the
 // autograd engine (terra/hooks.py; terra/coexec/backward.h). Converts Python tensors, so it
 // needs torch's Python headers, unlike the other binding files.
-#include <torch/csrc/autograd/python_variable.h>
-
 #include <pybind11/pybind11.h>
+#include <torch/csrc/autograd/python_variable.h>
 
 #include <vector>
 

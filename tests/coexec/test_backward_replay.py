@@ -112,6 +112,36 @@ def test_a_batch_sliced_from_a_larger_tensor_is_read_where_it_is_now(where):
     assert stats["backwards_replayed"] >= len(data) - 5, stats
 
 
+@pytest.mark.timeout(120)
+def test_an_attention_step_replays_with_saved_outputs_in_their_own_layout():
+    """softmax saves its output; autograd hands it back as a shallow copy found by its
+    storage, which a reshaped view (for the batched matmul) shares: the replayed
+    softmax backward must get the [b, heads, n, n] layout, not the view's [b*heads, n, n]."""
+    class Attention(torch.nn.Module):
+        def __init__(self, d=16, heads=4):
+            super().__init__()
+            self.heads, self.qkv, self.out = heads, torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+
+        def forward(self, x):
+            b, n, d = x.shape
+            q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).unbind(2)
+            q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+            scores = (q @ k.transpose(-1, -2)) / (d // self.heads) ** 0.5
+            return self.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(b, n, d))
+
+    generator = torch.Generator().manual_seed(5)
+    data = [(torch.randn(4, 8, 16, generator=generator), torch.randn(4, 8, 16, generator=generator))
+            for _ in range(STEPS)]
+
+    def loop(iteration):
+        torch.manual_seed(0)
+        return _training(iteration, "attention", model=Attention(), data=data)
+
+    eager, coexecuted, stats = _run_both(loop, "attention")
+    _assert_equal(eager, coexecuted)
+    assert stats["backwards_replayed"] >= STEPS - 5, stats
+
+
 class _Counter:
     def __init__(self):
         self.calls = 0
