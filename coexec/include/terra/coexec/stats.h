@@ -21,8 +21,8 @@ struct Counters {
   std::uint64_t ops_coexecuted = 0;  // ops answered by the graph (placeholder or Python-side)
   // backward() calls whose ops the engine issued from a recording, without autograd's engine
   std::uint64_t backwards_replayed = 0;
-  double time_python_s = 0;          // wall time of the iterations on the Python thread
-  double time_graph_s = 0;           // GraphRunner time executing the region's nodes
+  double time_python_s = 0;  // wall time of the iterations on the Python thread
+  double time_graph_s = 0;   // GraphRunner time executing the region's nodes
 
   Counters& operator+=(const Counters& other);
 };
