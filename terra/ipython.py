@@ -144,6 +144,7 @@ def _stats_rows() -> list[dict]:
             "traced": entry.get("iterations_traced", 0),
             "co-executed": entry.get("iterations_coexecuted", 0),
             "fallbacks": entry.get("fallbacks", 0),
+            "backwards replayed": entry.get("backwards_replayed", 0),
             "nodes": entry.get("graph_nodes", 0),
             "branches": entry.get("graph_branches", 0),
             "speedup vs plain": site.get("speedup", ""),

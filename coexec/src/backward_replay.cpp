@@ -117,8 +117,15 @@ BackwardStart Engine::Impl::begin_backward(const std::vector<at::Tensor>& roots,
   }
   Iteration* it = iteration.get();
   if (it == nullptr || it->mode != IterationMode::kCoexecuting || it->recording ||
-      it->region->cursor->diverged() || it->replay_unsafe ||
-      !at::SavedTensorDefaultHooks::get_tls_state().stack.empty()) {
+      it->region->cursor->diverged()) {
+    return BackwardStart::kRun;
+  }
+  if (it->replay_unsafe || !at::SavedTensorDefaultHooks::get_tls_state().stack.empty()) {
+    if (config.debug >= 2) {
+      debug(2, it->replay_unsafe ? "backward not replayed: varying scalars or shapes, or "
+                                   "saved-tensor hooks, in this iteration"
+                                 : "backward not replayed: saved-tensor hooks");
+    }
     return BackwardStart::kRun;
   }
   InterceptionOff off;
@@ -240,6 +247,13 @@ bool Engine::Impl::finish_recording(BackwardRecording& recording, BackwardBlock*
       region.counters.fetches != recording.fetches_before ||
       region.counters.eager_ops != recording.eager_ops_before ||
       region.cursor->steps() != recording.first_step + recording.ops.size()) {
+    if (config.debug >= 2) {
+      debug(2, "backward not recorded: " +
+                   std::string(!recording.replayable ? "an op that cannot be replayed"
+                               : recording.ops.empty()
+                                   ? "no op"
+                                   : "an op ran at once (fetched, eager, or unrecorded)"));
+    }
     return false;
   }
   const std::uint32_t end_step = region.cursor->steps();
