@@ -62,11 +62,18 @@ AutogradWalk walk_autograd_graph(const std::vector<at::Tensor>& roots) {
     walk.signature.push_back(typeid(node).hash_code());
     if (auto* accumulate = dynamic_cast<torch::autograd::AccumulateGrad*>(&node)) {
       const at::Tensor& leaf = accumulate->variable;
-      if (!leaf.defined() || leaf.grad().defined() || !leaf.is_cpu()) {
-        walk.reason = leaf.defined() && leaf.grad().defined() ? "a leaf with a gradient"
-                                                              : "a leaf not on the CPU";
+      if (!leaf.defined() || !leaf.is_cpu()) {
+        walk.reason = "a leaf not on the CPU";
         return walk;
       }
+      // A gradient to accumulate into: autograd adds in place, an op like any other; a
+      // sparse one is merged by other rules.
+      const at::Tensor& grad = leaf.grad();
+      if (grad.defined() && (!grad.is_cpu() || grad.layout() != at::kStrided)) {
+        walk.reason = "a leaf with a sparse or non-CPU gradient";
+        return walk;
+      }
+      walk.signature.push_back(grad.defined() ? 1 : 0);
       walk.leaves.push_back(leaf);
     }
     const auto& edges = node.next_edges();

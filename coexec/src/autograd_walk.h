@@ -25,7 +25,8 @@ struct AutogradWalk {
   std::vector<std::uint64_t> signature;
   // Every node reached, in discovery order (their saved tensors are released as eager would).
   std::vector<std::shared_ptr<torch::autograd::Node>> nodes;
-  // The leaves whose gradients the graph accumulates, in discovery order.
+  // The leaves whose gradients the graph accumulates, in discovery order (CPU; a gradient
+  // they already have is strided and on the CPU).
   std::vector<at::Tensor> leaves;
 };
 

@@ -135,13 +135,21 @@ BackwardStart Engine::Impl::begin_backward(const std::vector<at::Tensor>& roots,
     if (config.debug >= 2) debug(2, std::string("backward not replayable: ") + walk.reason);
     return BackwardStart::kRun;
   }
-  // Leaves the iteration has not seen (a graph reaching into an earlier iteration) would
-  // become new states here and renumber the ones after them: not replayed.
+  // Leaves (and gradients to accumulate into) the iteration has not seen (a graph reaching
+  // into an earlier iteration, gradients left by one) would become new states or feeds
+  // here and renumber the ones after them: not replayed.
   std::vector<graph::InputRef> leaf_refs;
   for (const at::Tensor& leaf : walk.leaves) {
-    const ValueEntry* entry = it->values.find(leaf.unsafeGetTensorImpl());
-    if (entry == nullptr) return BackwardStart::kRun;
-    leaf_refs.push_back(entry->ref);
+    for (const at::Tensor* tensor : {&leaf, &leaf.grad()}) {
+      if (!tensor->defined()) continue;
+      const ValueEntry* entry = it->values.find(tensor->unsafeGetTensorImpl());
+      if (entry == nullptr) {
+        if (config.debug >= 2)
+          debug(2, "backward not replayed: a tensor from before the iteration");
+        return BackwardStart::kRun;
+      }
+      leaf_refs.push_back(entry->ref);
+    }
   }
   std::vector<std::uint64_t> signature = signature_with_leaves(walk, std::move(leaf_refs));
   const graph::NodeId key = region.cursor->position().id;
@@ -158,6 +166,10 @@ BackwardStart Engine::Impl::begin_backward(const std::vector<at::Tensor>& roots,
   recording->signature = std::move(signature);
   recording->first_step = region.cursor->steps();
   recording->leaves = walk.leaves;
+  for (const at::Tensor& leaf : walk.leaves) {
+    recording->grads_before.push_back(leaf.grad().defined() ? leaf.grad().unsafeGetTensorImpl()
+                                                            : nullptr);
+  }
   recording->fetches_before = region.counters.fetches;
   recording->eager_ops_before = region.counters.eager_ops;
   it->recording = std::move(recording);
@@ -275,14 +287,18 @@ bool Engine::Impl::finish_recording(BackwardRecording& recording, BackwardBlock*
       if (known == block->externals.end()) block->externals.push_back(tensor.ref);
     }
   }
-  for (const at::Tensor& leaf : recording.leaves) {
+  for (std::size_t i = 0; i < recording.leaves.size(); ++i) {
     LeafGrad grad;
-    const at::Tensor& value = leaf.grad();
-    if (value.defined()) {
+    const at::Tensor& value = recording.leaves[i].grad();
+    if (value.defined() && value.unsafeGetTensorImpl() == recording.grads_before[i]) {
+      grad.kind = LeafGrad::Kind::kKept;
+    } else if (value.defined()) {
       const ValueEntry* entry = it.values.find(value.unsafeGetTensorImpl());
       if (entry == nullptr || !in_block(entry->ref)) return false;
-      grad.defined = true;
+      grad.kind = LeafGrad::Kind::kAssigned;
       grad.output = std::get<graph::NodeOutput>(entry->ref);
+    } else if (recording.grads_before[i] != nullptr) {
+      return false;  // a gradient dropped: not autograd's doing
     }
     block->grads.push_back(grad);
   }
@@ -293,7 +309,7 @@ bool Engine::Impl::finish_recording(BackwardRecording& recording, BackwardBlock*
     for (std::uint32_t k = 0; k < outputs; ++k) last_reader.emplace(std::make_pair(i, k), i);
   }
   for (const LeafGrad& grad : block->grads) {
-    if (grad.defined) {
+    if (grad.kind == LeafGrad::Kind::kAssigned) {
       last_reader.erase({grad.output.step - recording.first_step, grad.output.output});
     }
   }
@@ -393,7 +409,7 @@ bool Engine::Impl::replay_backward(const BackwardBlock& block, const AutogradWal
 
   for (std::size_t i = 0; i < walk.leaves.size(); ++i) {
     const LeafGrad& grad = block.grads[i];
-    if (!grad.defined) continue;
+    if (grad.kind != LeafGrad::Kind::kAssigned) continue;  // kept: written in place
     at::Tensor leaf = walk.leaves[i];
     leaf.mutable_grad() = produced.at(grad.output.step - block.first_step).at(grad.output.output);
   }

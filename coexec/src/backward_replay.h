@@ -54,10 +54,12 @@ struct RecordedOp {
   std::vector<std::pair<std::uint32_t, std::uint32_t>> last_reads;
 };
 
-// Where a leaf's gradient came from: an output of an op of the block, or none.
+// What backward did to a leaf's .grad: nothing, added into the gradient it had (the same
+// tensor, written by an op of the block), or set it to an output of an op of the block.
 struct LeafGrad {
-  bool defined = false;
-  graph::NodeOutput output;
+  enum class Kind : std::uint8_t { kNone, kKept, kAssigned };
+  Kind kind = Kind::kNone;
+  graph::NodeOutput output;  // kAssigned
 };
 
 // A recorded backward pass, keyed by the graph node at which it started.
@@ -75,6 +77,7 @@ struct BackwardRecording {
   std::vector<std::uint64_t> signature;
   std::uint32_t first_step = 0;
   std::vector<at::Tensor> leaves;
+  std::vector<const c10::TensorImpl*> grads_before;  // per leaf; null: none
   std::uint64_t fetches_before = 0, eager_ops_before = 0;
   bool replayable = true;  // false once an op cannot be replayed
   std::vector<RecordedOp> ops;
