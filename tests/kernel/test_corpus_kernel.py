@@ -225,3 +225,6 @@ def test_state_dicts_saved_and_loaded_between_cells(jupyter_env):
     assert [r["iterations_traced"] + r["iterations_coexecuted"] for r in loops] == [12, 5, 12]
     coexecuted = [r["iterations_coexecuted"] for r in loops]
     assert coexecuted[0] >= 6 and coexecuted[1] >= 1 and coexecuted[2] >= 6, loops
+    # Their backward passes are replayed from a recording after the first co-executed one.
+    replayed = [r["backwards_replayed"] for r in loops]
+    assert replayed[0] >= coexecuted[0] - 1 and replayed[2] >= coexecuted[2] - 1, loops
