@@ -296,7 +296,8 @@ def side_by_side(name: str, make: Callable[[], Loop], rounds: int, block: int,
         "equal": _bitwise_equal(loops["eager"], loops["terra"]),
         "stats": {key: stats[key] for key in (
             "iterations_coexecuted", "iterations_traced", "iterations_aborted", "fallbacks",
-            "fetches", "feeds", "eager_ops", "graph_nodes", "graph_branches", "phase")},
+            "fetches", "feeds", "eager_ops", "backwards_replayed", "graph_nodes",
+            "graph_branches", "phase")},
     }
 
 
@@ -322,7 +323,8 @@ def _print_loops(results: dict) -> None:
         r, s = results[name], results[name]["stats"]
         print(f"{name} stats: coexecuted {s['iterations_coexecuted']}, traced "
               f"{s['iterations_traced']}, fallbacks {s['fallbacks']}, fetches {s['fetches']}, "
-              f"eager_ops {s['eager_ops']}, phase {s['phase']}; "
+              f"eager_ops {s['eager_ops']}, backwards replayed {s['backwards_replayed']}, "
+              f"phase {s['phase']}; "
               f"equal: {'yes' if r['equal'] else 'no'}")
 
 
