@@ -32,6 +32,8 @@
 
 namespace terra::coexec {
 
+struct AutogradWalk;  // autograd_walk.h
+
 using TensorImplRef = c10::weak_intrusive_ptr<c10::TensorImpl>;
 
 // Runtime side table of a node (identity lives in the graph, STYLE.md §4).
@@ -122,8 +124,8 @@ struct Iteration {
   // A backward pass being recorded (backward_replay.h), or null.
   std::unique_ptr<BackwardRecording> recording;
   // An op of this iteration on tensors requiring grad had scalar feeds or outputs whose shapes
-  // may vary: a recorded backward pass (constant arguments, promised shapes) may not stand
-  // in for the real one.
+  // may vary, or saved-tensor hooks were pushed: a recorded backward pass (constant
+  // arguments, promised shapes, no Python) may not stand in for the real one.
   bool replay_unsafe = false;
 
   // Back to a fresh iteration, keeping the tables' capacity (a steady loop allocates none).
@@ -262,13 +264,12 @@ struct Engine::Impl {
   void record_backward_op(const graph::Node& node, const OpInfo& info,
                           const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                           const torch::jit::Stack& stack);
-  // The block recorded after `block_start`'s node finished into a BackwardBlock; false when it
-  // cannot be replayed.
+  // Turns a finished recording into `block`; false when it cannot be replayed (an op ran at
+  // once, or a leaf's .grad did not come from the block).
   bool finish_recording(BackwardRecording& recording, BackwardBlock* block);
   // Issues `block`'s ops for the autograd graph `walk` ran over; false (having done nothing)
   // when some tensor it needs is gone.
-  bool replay_backward(const BackwardBlock& block, const struct AutogradWalk& walk,
-                       bool retain_graph);
+  bool replay_backward(const BackwardBlock& block, const AutogradWalk& walk, bool retain_graph);
   // Check feeders (check_feeders.cpp): the producers of the values a value check reads run at
   // once, when their inputs are ready, instead of behind everything queued.
   // Marks the op of this iteration whose output is `tensor` (if any) as a check feeder
