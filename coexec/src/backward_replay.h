@@ -1,4 +1,4 @@
-// Backward passes replayed from a recording (docs/architecture.md, "Backward passes"). In a
+// Backward passes replayed from a recording (docs/architecture.md, "Backward passes replayed"). In a
 // co-executed iteration, `loss.backward()` normally runs the autograd engine on the Python
 // thread, and every op it issues is matched against the graph and queued like any other. The
 // first time a backward call is seen at a graph position, the ops it issues are recorded with

@@ -1,4 +1,4 @@
-// Backward passes in co-executed iterations (docs/architecture.md, "Backward passes"): the
+// Backward passes in co-executed iterations (docs/architecture.md, "Backward passes replayed"): the
 // binding layer's hook around the autograd engine (terra/hooks.py wraps
 // torch.autograd's _engine_run_backward for `backward()` calls that accumulate into leaves).
 #pragma once
