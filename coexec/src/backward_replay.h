@@ -1,12 +1,13 @@
-// Backward passes replayed from a recording (docs/architecture.md, "Backward passes replayed"). In a
-// co-executed iteration, `loss.backward()` normally runs the autograd engine on the Python
-// thread, and every op it issues is matched against the graph and queued like any other. The
-// first time a backward call is seen at a graph position, the ops it issues are recorded with
-// their arguments (tensors as references into the iteration); when a later iteration calls
-// backward at the same position on an autograd graph of the same shape, the engine issues
-// the recorded ops itself, through the same matching-free path as a matched op
-// (coexecute_matched), assigns the leaves' gradients and releases the graph's saved tensors,
-// without running the autograd engine: the Python thread does less than eager does.
+// Backward passes replayed from a recording (docs/architecture.md, "Backward passes
+// replayed"). In a co-executed iteration without a recording, `loss.backward()` runs the
+// autograd engine on the Python thread, and every op it issues is matched against the graph
+// and queued like any other. The first time a backward call is seen at a graph position, the
+// ops it issues are recorded with their arguments (tensors as references into the
+// iteration); when a later iteration calls backward at the same position on an autograd
+// graph of the same shape, the engine issues the recorded ops itself, through the path of a
+// matched op (coexecute_matched), sets or keeps the leaves' gradients and releases the
+// graph's saved tensors, without running the autograd engine: the Python thread does less
+// than eager does.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,5 +1,5 @@
-// Backward passes in co-executed iterations (docs/architecture.md, "Backward passes replayed"): the
-// binding layer's hook around the autograd engine (terra/hooks.py wraps
+// Backward passes in co-executed iterations (docs/architecture.md, "Backward passes
+// replayed"): the binding layer's hook around the autograd engine (terra/hooks.py wraps
 // torch.autograd's _engine_run_backward for `backward()` calls that accumulate into leaves).
 #pragma once
 
