@@ -318,7 +318,7 @@ def test_gradients_accumulated_over_micro_batches_match_eager(zeroing):
         return grads, same_objects, parameters_of(model)
 
     (eager_grads, eager_same, eager_params), (terra_grads, terra_same, terra_params), stats = \
-        _run_both(loop, f"micro")
+        _run_both(loop, "micro")
     assert bitwise_equal(terra_grads, eager_grads)
     assert bitwise_equal(terra_params, eager_params)
     assert terra_same == eager_same is True  # .grad stays the same tensor, as in eager
