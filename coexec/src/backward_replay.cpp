@@ -26,12 +26,6 @@ OutputSpec meta_of(const at::Tensor& tensor) {
   return meta;
 }
 
-bool has_meta(const at::Tensor& tensor, const OutputSpec& meta) {
-  return tensor.sizes().equals(meta.sizes) && tensor.strides().equals(meta.strides) &&
-         tensor.storage_offset() == meta.storage_offset && tensor.dtype() == meta.dtype &&
-         tensor.device() == meta.device;
-}
-
 // A tensor over `storage` laid out as `meta` says (what autograd's unpacking of a saved
 // output would hand the op: a new TensorImpl over the same memory).
 at::Tensor tensor_over(c10::Storage storage, const OutputSpec& meta) {
@@ -51,7 +45,7 @@ at::Tensor external_tensor(const c10::SmallVector<at::Tensor, 1>& registered,
                            const c10::Storage& storage, const RecordedTensor& recorded) {
   if (!recorded.by_storage) {
     for (const at::Tensor& tensor : registered) {
-      if (has_meta(tensor, recorded.meta)) return tensor;
+      if (same_layout(recorded.meta, tensor)) return tensor;
     }
     for (const at::Tensor& tensor : registered) {
       if (tensor.sizes().equals(recorded.meta.sizes) &&
@@ -61,14 +55,6 @@ at::Tensor external_tensor(const c10::SmallVector<at::Tensor, 1>& registered,
     }
   }
   return tensor_over(storage, recorded.meta);
-}
-
-// The hash of a leaf's place in the iteration, appended to the autograd walk's signature.
-std::vector<std::uint64_t> signature_with_leaves(const AutogradWalk& walk,
-                                                 std::vector<graph::InputRef> leaf_refs) {
-  std::vector<std::uint64_t> signature = walk.signature;
-  for (const graph::InputRef& ref : leaf_refs) signature.push_back(graph::hash_input_ref(ref));
-  return signature;
 }
 
 bool is_child(const graph::TraceGraph& graph, graph::NodeId parent, graph::NodeId child) {
@@ -137,8 +123,9 @@ BackwardStart Engine::Impl::begin_backward(const std::vector<at::Tensor>& roots,
   }
   // Leaves (and gradients to accumulate into) the iteration has not seen (a graph reaching
   // into an earlier iteration, gradients left by one) would become new states or feeds
-  // here and renumber the ones after them: not replayed.
-  std::vector<graph::InputRef> leaf_refs;
+  // here and renumber the ones after them: not replayed. Their places in the iteration join
+  // the walk's signature.
+  std::vector<std::uint64_t> signature = walk.signature;
   for (const at::Tensor& leaf : walk.leaves) {
     for (const at::Tensor* tensor : {&leaf, &leaf.grad()}) {
       if (!tensor->defined()) continue;
@@ -148,10 +135,9 @@ BackwardStart Engine::Impl::begin_backward(const std::vector<at::Tensor>& roots,
           debug(2, "backward not replayed: a tensor from before the iteration");
         return BackwardStart::kRun;
       }
-      leaf_refs.push_back(entry->ref);
+      signature.push_back(graph::hash_input_ref(entry->ref));
     }
   }
-  std::vector<std::uint64_t> signature = signature_with_leaves(walk, std::move(leaf_refs));
   const graph::NodeId key = region.cursor->position().id;
   auto found = region.backward_blocks.find(key);
   if (found != region.backward_blocks.end() && found->second.signature == signature) {
@@ -239,11 +225,7 @@ void Engine::Impl::record_backward_op(const graph::Node& node, const OpInfo& inf
     } else if (value.isList() || value.isTuple() || value.isGenericDict() || value.isObject()) {
       // Containers other than Tensor[] (optional tensors, ...): not rebuilt here.
       bool holds_tensor = false;
-      c10::IValue copy = value;
-      replace_tensors_in(copy, [&](const at::Tensor&) -> std::optional<at::Tensor> {
-        holds_tensor = true;
-        return std::nullopt;
-      });
+      for_each_tensor_in(value, [&](const at::Tensor&) { holds_tensor = true; });
       if (holds_tensor || !value.isList()) recording.replayable = false;
       recorded.arguments.push_back(value);
     } else {
@@ -386,7 +368,7 @@ bool Engine::Impl::replay_backward(const BackwardBlock& block, const AutogradWal
       } else {
         const auto& output = std::get<graph::NodeOutput>(recorded.ref);
         tensor = produced.at(output.step - block.first_step).at(output.output);
-        if (recorded.by_storage || !has_meta(tensor, recorded.meta)) {
+        if (recorded.by_storage || !same_layout(recorded.meta, tensor)) {
           tensor = tensor_over(tensor.storage(), recorded.meta);
         }
       }

@@ -22,12 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool same_layout(const OutputSpec& spec, const at::Tensor& result) {
-  return result.sizes().equals(spec.sizes) && result.strides().equals(spec.strides) &&
-         result.storage_offset() == spec.storage_offset && result.dtype() == spec.dtype &&
-         result.device() == spec.device;
-}
-
 // The CPU's hint that this thread spins (it leaves the core's resources to other work).
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -204,6 +198,12 @@ void fill_promise(PendingOutput& promise, const OutputSpec& spec, at::Tensor res
 }
 
 }  // namespace
+
+bool same_layout(const OutputSpec& spec, const at::Tensor& tensor) {
+  return tensor.sizes().equals(spec.sizes) && tensor.strides().equals(spec.strides) &&
+         tensor.storage_offset() == spec.storage_offset && tensor.dtype() == spec.dtype &&
+         tensor.device() == spec.device;
+}
 
 bool is_runner_share(const c10::DataPtr& data) { return is_share(data); }
 

@@ -81,6 +81,9 @@ struct HeldTensor {
   c10::SmallVector<std::int64_t, 5> sizes, strides;
 };
 
+// True when `tensor` is laid out as `spec` says: sizes, strides, offset, dtype, device.
+bool same_layout(const OutputSpec& spec, const at::Tensor& tensor);
+
 // True when `data` is a share of an allocation the runner and the program both hold (the
 // memory of a default-allocator tensor, given another owner: graph_runner.cpp).
 bool is_runner_share(const c10::DataPtr& data);
