@@ -1,4 +1,5 @@
-// bench._dispatch_floor: the least an interception at the dispatcher can cost (bench/dispatch_floor.py).
+// bench._dispatch_floor: the least an interception at the dispatcher can cost
+// (bench/dispatch_floor.py).
 //
 // A boxed kernel on PrivateUse1, reached the way Terra's engine is reached (the key in the
 // thread-local included set; interceptor.h), that does none of the engine's work: it answers
@@ -32,8 +33,7 @@ at::Tensor placeholder_like(const at::Tensor& tensor) {
       c10::StorageImpl::use_byte_size_t(), static_cast<std::int64_t>(tensor.nbytes()),
       c10::DataPtr(nullptr, tensor.device()), allocator, /*resizable=*/true);
   at::Tensor out = at::detail::make_tensor<c10::TensorImpl>(
-      c10::Storage(std::move(storage)), c10::DispatchKeySet(c10::DispatchKey::CPU),
-      tensor.dtype());
+      c10::Storage(std::move(storage)), c10::DispatchKeySet(c10::DispatchKey::CPU), tensor.dtype());
   out.unsafeGetTensorImpl()->set_sizes_and_strides(tensor.sizes(), tensor.strides(), 0);
   return out;
 }
@@ -65,8 +65,8 @@ void install(const std::string& mode) {
     fallback->fallback(torch::CppFunction::makeFromBoxedFunction<&floor_kernel>());
     // add.Tensor's CompositeExplicitAutogradNonFunctional kernel would answer PrivateUse1
     // before the fallback (as interceptor.cpp explains for the engine).
-    auto aten = std::make_unique<torch::Library>(
-        torch::Library::IMPL, "aten", c10::DispatchKey::PrivateUse1, __FILE__, __LINE__);
+    auto aten = std::make_unique<torch::Library>(torch::Library::IMPL, "aten",
+                                                 c10::DispatchKey::PrivateUse1, __FILE__, __LINE__);
     aten->impl("add.Tensor", torch::CppFunction::makeFromBoxedFunction<&floor_kernel>());
     return std::make_pair(std::move(fallback), std::move(aten));
   }();
