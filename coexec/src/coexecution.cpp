@@ -181,8 +181,9 @@ void Engine::Impl::coexecute_matched(const graph::Node& node, const OpInfo& info
   const ExternalInputs external = fetch ? ExternalInputs::kNone : external_inputs(info, *stack);
   // An op whose values may make its kernel raise runs now, so that its error is raised here,
   // as in eager; it stays queueable for the calls whose values are fine. So does one that
-  // writes external memory, which the program may read without the dispatcher.
-  if (fetch || external == ExternalInputs::kRunNow ||
+  // writes external memory, which the program may read without the dispatcher, and one whose
+  // kernel warned, so that Python sees the warning here (op_warnings.h).
+  if (fetch || external == ExternalInputs::kRunNow || node.flags.warns ||
       (info.value_check != nullptr && may_raise_on_values(node, info, *stack))) {
     if (run_now) {
       sync();  // a Generator object: its state must be current for Python (see CallView)

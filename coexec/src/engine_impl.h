@@ -159,6 +159,9 @@ struct Engine::Impl {
   void end_iteration();
   void abort_iteration();
   void sync();
+  // Passes the warnings queued ops raised on the runner thread to this thread's handler and
+  // marks their nodes (op_warnings.h).
+  void reissue_runner_warnings();
 
   Region* find_region(int id) const;
   // Moves the runner's per-node times into the graphs (engine thread only).
@@ -208,7 +211,8 @@ struct Engine::Impl {
   // false, having run nothing, when none does or the op needs a full record.
   bool trace_as_followed(const OpInfo& info, const c10::OperatorHandle& op,
                          c10::DispatchKeySet keys, torch::jit::Stack* stack);
-  void run_eagerly_sampling_time(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
+  // Runs a traced op on this thread (timing one in kTimeOneOpIn); true when its kernel warned.
+  bool run_eagerly_sampling_time(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                                  torch::jit::Stack* stack);
   void trace_op(const OpInfo& info, const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                 torch::jit::Stack* stack, CallView& call);

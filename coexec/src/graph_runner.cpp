@@ -242,7 +242,10 @@ void WorkItem::clear() {
 
 // The thread starts in the body, once every member it uses exists.
 GraphRunner::GraphRunner() : slots_(kCapacity) {
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    c10::WarningUtils::set_warning_handler(&warnings_);  // this thread's handler (op_warnings.h)
+    loop();
+  });
 }
 
 GraphRunner::~GraphRunner() {
@@ -638,6 +641,7 @@ void GraphRunner::loop() {
       running_since_ns_.store(start.time_since_epoch() / std::chrono::nanoseconds(1),
                               std::memory_order_relaxed);
       openmp_team_may_exist_ = true;
+      warnings_.set_current(item.region, item.node);
       try {
         execute(item);
       } catch (...) {

@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "op_warnings.h"
+
 namespace terra::coexec {
 
 // What a placeholder of one output looks like, decoded once per node from the graph.
@@ -203,6 +205,8 @@ class GraphRunner {
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   // The first error since the last call, or null. Ops queued after a failure are dropped.
   std::exception_ptr take_error();
+  // Warnings the kernels of queued ops raised on the runner thread (op_warnings.h).
+  RunnerWarnings& warnings() { return warnings_; }
   // While held, no new op starts (test hook); wait_idle() releases the hold.
   void set_hold(bool hold);
   // Has the idle runner give its OpenMP team back now, not kIdleBeforeReleasingTeam later,
@@ -290,6 +294,7 @@ class GraphRunner {
   std::atomic<int> wanted_threads_{0};
   std::atomic<int> wanted_flush_denormal_{-1};  // -1: never set
   std::exception_ptr error_;
+  RunnerWarnings warnings_;
   bool stop_ = false;
   std::atomic<bool> hold_{false};
   // Set by the runner (under mutex_) before it sleeps; commit() then wakes it. Sequentially

@@ -221,6 +221,7 @@ void Engine::Impl::sync() {
     }
   }
   if (!runner.pending()) pending_accesses.clear();
+  if (runner.warnings().any()) reissue_runner_warnings();
   if (std::exception_ptr error = runner.take_error()) std::rethrow_exception(error);
 }
 

@@ -38,6 +38,7 @@ void Engine::Impl::handle(const c10::OperatorHandle& op, c10::DispatchKeySet key
     run_for_other_thread(op, keys, stack);
     return;
   }
+  if (runner.warnings().any()) reissue_runner_warnings();
   Iteration* it = iteration.get();
   if (it == nullptr || it->mode == IterationMode::kInactive) {
     // Between iterations interception stays on only while confirmed work is queued: an op

@@ -12,6 +12,7 @@
 
 #include "call_identity.h"
 #include "engine_impl.h"
+#include "op_warnings.h"
 #include "stack_arguments.h"
 
 namespace terra::coexec {
@@ -140,7 +141,7 @@ bool Engine::Impl::trace_as_followed(const OpInfo& info, const c10::OperatorHand
                            [&](const at::Tensor& tensor) { inputs.push_back(tensor); });
   const SizesBefore sizes_before(info, inputs);  // a resize is reported as outputs that differ
   wait_before_running_now(info, *stack);
-  run_eagerly_sampling_time(op, keys, stack);
+  const bool warned = run_eagerly_sampling_time(op, keys, stack);
   const ReturnedTensors returned(*stack, traced_outputs);
   const std::vector<at::Tensor>& outs = returned.tensors();
   bool outputs_differ = outs.size() != node->outputs.size() || sizes_before.any_resized(inputs);
@@ -152,19 +153,22 @@ bool Engine::Impl::trace_as_followed(const OpInfo& info, const c10::OperatorHand
   const std::uint32_t step = it.step++;
   it.trace.append_followed(node->id, info.op_class == OpClass::kFetch || unsupported,
                            outputs_differ);
+  it.trace.followed.back().warns = warned;
   register_outputs(*stack, step, it);
   return true;
 }
 
-void Engine::Impl::run_eagerly_sampling_time(const c10::OperatorHandle& op,
+bool Engine::Impl::run_eagerly_sampling_time(const c10::OperatorHandle& op,
                                              c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  const WarningWatch watch;
   if (traced_ops++ % kTimeOneOpIn != 0) {
     run_eagerly(op, keys, stack);
-    return;
+    return watch.warned();
   }
   const auto start = Clock::now();
   run_eagerly(op, keys, stack);
   note_traced_op_time(std::chrono::duration<double>(Clock::now() - start).count());
+  return watch.warned();
 }
 
 void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
@@ -182,7 +186,7 @@ void Engine::Impl::trace_op(const OpInfo& info, const c10::OperatorHandle& op,
   // Ops queued by an earlier co-executed iteration (of this or another region) may still be
   // running: an op traced now runs eagerly, so it waits for what it reads (or writes).
   wait_before_running_now(info, *stack);
-  run_eagerly_sampling_time(op, keys, stack);
+  record.flags.warns = run_eagerly_sampling_time(op, keys, stack);
 
   const ReturnedTensors returned(*stack, traced_outputs);
   const std::vector<at::Tensor>& outs = returned.tensors();

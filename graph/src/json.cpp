@@ -101,7 +101,8 @@ json flags_to_json(const OpFlags& flags) {
   return {{"view", flags.is_view_op},
           {"inplace", flags.is_inplace},
           {"random", flags.is_random},
-          {"data_dependent_shape", flags.data_dependent_shape}};
+          {"data_dependent_shape", flags.data_dependent_shape},
+          {"warns", flags.warns}};
 }
 
 // `path[s]`: the node's ancestor at step s (see TraceGraph::walk).
@@ -296,6 +297,7 @@ Node node_from_json(const json& object, const std::vector<std::uint32_t>& steps)
   node.flags.is_inplace = get_or<bool>(flags, "inplace", false);
   node.flags.is_random = get_or<bool>(flags, "random", false);
   node.flags.data_dependent_shape = get_or<bool>(flags, "data_dependent_shape", false);
+  node.flags.warns = get_or<bool>(flags, "warns", false);
   node.outputs_vary = get_or<bool>(object, "outputs_vary", false);
   node.count = get<std::uint64_t>(object, "count");
   node.ends = get_or<std::uint64_t>(object, "ends", 0);

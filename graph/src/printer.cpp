@@ -63,6 +63,7 @@ std::string flags_text(const OpFlags& flags, bool outputs_vary) {
   if (flags.is_inplace) text += " inplace";
   if (flags.is_random) text += " random";
   if (flags.data_dependent_shape) text += " data-dependent";
+  if (flags.warns) text += " warns";
   if (outputs_vary) text += " outputs-vary";
   return text;
 }

@@ -109,6 +109,7 @@ std::vector<NodeId> TraceGraph::follow_prefix(const std::vector<FollowedOp>& fol
   for (const FollowedOp& op : followed) {
     Node& node = nodes_[op.node];
     node.flags.is_fetch |= op.is_fetch;
+    node.flags.warns |= op.warns;
     if (op.outputs_differ && !node.outputs_vary) {
       node.outputs_vary = true;
       node.flags.data_dependent_shape = true;
@@ -208,6 +209,7 @@ void TraceGraph::follow(NodeId id, const OpRecord& record, MergeResult& result) 
   child.flags.is_fetch |= record.flags.is_fetch;
   child.flags.is_random |= record.flags.is_random;
   child.flags.data_dependent_shape |= record.flags.data_dependent_shape;
+  child.flags.warns |= record.flags.warns;
 }
 
 NodeId TraceGraph::add_child(NodeId parent, const OpRecord& record, std::uint32_t step,
@@ -322,6 +324,8 @@ void TraceGraph::walk(
 }
 
 void TraceGraph::mark_fetch(NodeId id) { mutable_node(id).flags.is_fetch = true; }
+
+void TraceGraph::mark_warns(NodeId id) { mutable_node(id).flags.warns = true; }
 
 void TraceGraph::add_time(NodeId id, double us) {
   Node& timed = mutable_node(id);

@@ -14,7 +14,9 @@ before its fix (docs/architecture.md names the mechanism of each):
 - settings kernels read at run time (default dtype, denormals, oneDNN flag, thread
   count) were changed back before the queued ops ran;
 - a normal() with a negative std raised past the program's `try`, or never;
-- torch.compile(module) traced Terra's module-path hooks.
+- torch.compile(module) traced Terra's module-path hooks;
+- a kernel's warning (`std` of one row) was printed to stderr by the runner instead of
+  reaching Python's `warnings` at the op (and raising under an "error" filter).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -181,6 +184,27 @@ PROGRAMS = {
                 caught += 1
         print("caught", caught)
         """,
+    "kernel_warnings": """
+        import warnings
+        import torch
+        x = torch.ones(1, 3)
+        counts, raised = [], 0
+        for step in range(8):
+            BUSY
+            y = x * 2
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                s = y.std(0)  # one row: "degrees of freedom is <= 0"
+                counts.append(len(caught))
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                try:
+                    (y + 1).std(0)
+                except UserWarning:
+                    raised += 1
+            total = (s.nan_to_num() + y).sum()
+        print("warnings at the op", counts, "raised", raised, total.item())
+        """,
     "compiled_module": """
         import torch
         torch.manual_seed(0)
@@ -233,3 +257,6 @@ def test_edge_program_matches_eager(outcomes, name):
     assert terra.stdout == eager.stdout
     stats = json.loads(stats_path.read_text())
     assert stats["iterations_coexecuted"] >= 1, stats
+    # c10's own printing of a warning ("[W1205 19:12:02.59 ReduceOps.cpp:1858] Warning: ..."),
+    # which only a kernel run off the Python thread (the runner's) falls back to.
+    assert not re.search(r"^\[W\d{4} ", terra.stderr, re.MULTILINE), terra.stderr[-2000:]

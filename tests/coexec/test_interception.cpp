@@ -11,11 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "fresh_engine.h"
 #include "terra/coexec/engine.h"
 
 namespace {
 
 using terra::coexec::Engine;
+using terra::coexec::testing::fresh_engine;
 
 struct Model {
   at::Tensor w1, b1, w2, b2;
@@ -43,16 +45,6 @@ at::Tensor train_step(Model& m, const at::Tensor& x, const at::Tensor& y) {
     p->mutable_grad().zero_();
   }
   return loss.detach();
-}
-
-// The engine with a fresh state (TERRA_DEBUG=n prints its diagnostics while debugging tests).
-Engine& fresh_engine() {
-  Engine& engine = Engine::instance();
-  engine.reset();
-  auto config = engine.config();
-  config.debug = std::getenv("TERRA_DEBUG") ? std::atoi(std::getenv("TERRA_DEBUG")) : 0;
-  engine.configure(config);
-  return engine;
 }
 
 std::set<std::string> graph_ops(const std::string& json) {

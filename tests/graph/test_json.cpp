@@ -54,6 +54,7 @@ Trace every_kind() {
   record.module_path = "net/block/0";
   record.flags.is_inplace = true;
   record.flags.is_random = true;
+  record.flags.warns = true;
   Trace trace = b.take();
   trace.append(std::move(record));  // step 1, after relu
   trace.states.push_back({4, meta({3}), "model.bias"});
@@ -155,6 +156,8 @@ TEST(Json, RoundTripKeepsEveryArgumentKind) {
   EXPECT_EQ(back.graph.node(1).identity, graph.node(1).identity);  // NaN equals by bits
   EXPECT_EQ(back.graph.node(1).outputs, graph.node(1).outputs);
   EXPECT_EQ(back.graph.node(1).flags.is_random, true);
+  EXPECT_EQ(back.graph.node(1).flags.warns, true);
+  EXPECT_EQ(back.graph.node(0).flags.warns, false);
   EXPECT_EQ(back.graph.node(1).module_path, "net/block/0");
   EXPECT_EQ(back.graph.constants().count(2), 1u);
   EXPECT_EQ(back.graph.states().at(4).name, "model.bias");

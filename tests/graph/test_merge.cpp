@@ -387,6 +387,30 @@ TEST(Merge, FetchFlagIsKeptOnTheNode) {
   graph.verify();
 }
 
+TEST(Merge, WarnsFlagIsKeptOnceAnyIterationWarned) {
+  TraceGraph graph;
+  Trace warned = training_step();
+  warned.records[1].flags.warns = true;  // the activation's kernel warned
+  MergeResult result = graph.merge(warned);
+  EXPECT_TRUE(graph.node(result.path[1]).flags.warns);
+  EXPECT_FALSE(graph.node(result.path[0]).flags.warns);
+  graph.merge(training_step());  // an iteration in which it did not warn
+  EXPECT_TRUE(graph.node(result.path[1]).flags.warns);
+
+  // Warned on a followed op (co-execution's prefix), and marked by the engine afterwards.
+  Trace followed;
+  followed.append_followed(result.path[0], /*is_fetch=*/false);
+  followed.followed.back().warns = true;
+  for (std::size_t i = 1; i < kStepOps; ++i) followed.append(training_step().records[i]);
+  graph.merge(followed);
+  EXPECT_TRUE(graph.node(result.path[0]).flags.warns);
+  EXPECT_FALSE(graph.node(result.path[3]).flags.warns);
+  graph.mark_warns(result.path[3]);
+  EXPECT_TRUE(graph.node(result.path[3]).flags.warns);
+  EXPECT_EQ(graph.branch_count(), 0u);  // one path throughout
+  graph.verify();
+}
+
 TEST(Merge, MergeFromCountsTheCoexecutedPrefixOnce) {
   TraceGraph graph;
   graph.merge(training_step());

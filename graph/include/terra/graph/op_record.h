@@ -47,6 +47,8 @@ struct OpFlags {
   bool is_fetch = false;              // Python waited for this op's value (item(), bool(t)...)
   bool is_random = false;             // consumes the RNG stream
   bool data_dependent_shape = false;  // output shape depends on input values (nonzero...)
+  // Its kernel raised a warning (TORCH_WARN): run where Python sees the warning, as in eager.
+  bool warns = false;
 };
 
 struct OpRecord {

@@ -47,6 +47,7 @@ struct FollowedOp {
   NodeId node = kRootId;
   bool is_fetch = false;
   bool outputs_differ = false;
+  bool warns = false;
 };
 
 struct Trace {

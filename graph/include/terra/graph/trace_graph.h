@@ -112,6 +112,9 @@ class TraceGraph {
 
   // Marks node `id` as a fetch point (Python waited for its value during co-execution).
   void mark_fetch(NodeId id);
+  // Marks node `id` as one whose kernel warned (OpFlags::warns) where it ran off the Python
+  // thread.
+  void mark_warns(NodeId id);
   // Adds one measured execution of node `id` taking `us` microseconds.
   void add_time(NodeId id, double us);
   // Throws VerifyError when the graph is malformed (see verify.h). Returns *this.
