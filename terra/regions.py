@@ -36,7 +36,11 @@ engine's one active iteration:
   enclosing step loop is the better region.
 - A site that yielded its iteration to an inner loop that is an accepted region in
   `CONTAINER_STREAK` consecutive iterations (the epoch loop around the step loop, a
-  cell around its training loop) becomes a container and is never a region.
+  cell around its training loop) becomes a container and is never a region. Unless the
+  inner loop's runs took under `MINOR_INNER_SHARE` of those iterations' time (a loop
+  clamping each parameter after the step): the inner loop is then a detail of the
+  enclosing one, which does the work; it becomes transparent, and the enclosing loop is
+  probed with it inside.
 - The speed check: a region's co-executed iterations after the first
   `SPEED_CHECK_WARMUP`, up to `SPEED_CHECK_AFTER`, are timed (with a sync before and one
   after, so that the GraphRunner's share of them is counted); then its next
@@ -78,8 +82,8 @@ class Site:
     """One loop head in the user's source (or one cell source), and what we learnt of it."""
 
     __slots__ = ("key", "name", "file", "line", "status", "region_key", "traced", "misses",
-                 "empty", "container_streak", "cell_run", "reason", "timings", "inert",
-                 "nested", "skip", "skipped", "plain_left")
+                 "empty", "container_streak", "minor_inner_streak", "cell_run", "reason",
+                 "timings", "inert", "nested", "skip", "skipped", "plain_left")
 
     def __init__(self, key: str, name: str, file: str, line: int) -> None:
         self.key, self.name, self.file, self.line = key, name, file, line
@@ -94,6 +98,9 @@ class Site:
         self.skipped = 0  # iterations run untraced so far while probing
         self.plain_left = 0  # iterations still to run plainly, timed, for the speed check
         self.container_streak = 0
+        # Consecutive iterations that yielded to an accepted inner region which took only a
+        # small share of them (see MINOR_INNER_SHARE).
+        self.minor_inner_streak = 0
         self.cell_run: LoopRun | None = None
         self.reason = ""  # why the status is what it is (for %terra status)
         # [seconds, iterations] by the engine phase an iteration began in; "window" and
@@ -111,7 +118,8 @@ class LoopRun:
     """One run of a marked loop (the `with` block); its methods wrap each iteration."""
 
     __slots__ = ("site", "policy", "region_id", "owns", "yielded_to",
-                 "phase", "started", "record_token", "plain_started")
+                 "phase", "started", "record_token", "plain_started", "yielded_at",
+                 "inner_seconds")
 
     def __init__(self, site: Site, policy: "RegionPolicy") -> None:
         self.site = site
@@ -123,6 +131,11 @@ class LoopRun:
         self.started = 0.0
         self.record_token = None  # terra.iterations bookkeeping, only with listeners
         self.plain_started = 0.0  # this iteration is a timed plain sample (speed check)
+        # When this iteration gave way to an inner loop, and the time from then to the end
+        # of the last inner loop run since (the share that decides container or not; ops
+        # between two inner loops count as theirs, which errs towards a container).
+        self.yielded_at = 0.0
+        self.inner_seconds = 0.0
 
     def __enter__(self) -> "LoopRun":
         self.policy.open_runs.append(self)
@@ -265,6 +278,9 @@ class RegionPolicy:
     PROBE_DENSE = 4  # misses after which probing backs off
     PROBE_MAX_GAP = 8  # at most every this many iterations one is probed
     CONTAINER_STREAK = 2  # consecutive iterations yielding to an inner loop
+    # An accepted inner region whose runs take less of the enclosing loop's iterations than
+    # this is made transparent rather than the enclosing loop a container.
+    MINOR_INNER_SHARE = 0.25
     # The speed check. Both sides' first iterations are slower than their steady ones (the
     # graph's call patterns, memory from a new malloc arena, OpenMP teams), and are left out.
     SPEED_CHECK_WARMUP = 8  # co-executed iterations before the timed ones
@@ -332,6 +348,9 @@ class RegionPolicy:
         for i in range(len(self.open_runs) - 1, -1, -1):
             if self.open_runs[i] is run:
                 del self.open_runs[i]
+                if i > 0 and self.open_runs[i - 1].yielded_at:
+                    enclosing = self.open_runs[i - 1]  # gave way to an inner loop: this one?
+                    enclosing.inner_seconds = time.perf_counter() - enclosing.yielded_at
                 return
 
     def reset(self) -> None:
@@ -378,6 +397,7 @@ class RegionPolicy:
                 return
             self._release(active, abort=True)  # innermost first: the candidate yields
             active.yielded_to = site
+            active.yielded_at = time.perf_counter()
             site.nested = site.nested or active.site.cell_run is None
         region_id = self._region_id(run, engine)
         run.phase = engine.phase(region_id)
@@ -542,12 +562,24 @@ class RegionPolicy:
     def _note_containment(self, run: LoopRun) -> None:
         """Counts iterations that gave way to an inner loop that is (now) a region."""
         site, inner = run.site, run.yielded_to
+        inner_seconds, run.inner_seconds = run.inner_seconds, 0.0
+        yielded_at, run.yielded_at = run.yielded_at, 0.0
         run.yielded_to = None
         if inner is None or inner.status is Status.TRANSPARENT:
-            site.container_streak = 0
+            site.container_streak = site.minor_inner_streak = 0
             return
         if inner.status is not Status.REGION:
             return  # the inner candidate is still being probed: no evidence either way
+        elapsed = time.perf_counter() - run.started
+        if (site.status is Status.PROBING and inner.nested and yielded_at and elapsed > 0
+                and inner_seconds < self.MINOR_INNER_SHARE * elapsed):
+            site.minor_inner_streak += 1
+            if site.minor_inner_streak >= self.CONTAINER_STREAK:
+                inner.decide(Status.TRANSPARENT, f"a small part ({inner_seconds / elapsed:.0%}) "
+                             f"of the iterations of {site.name}, which does the work")
+                site.container_streak = site.minor_inner_streak = 0
+            return
+        site.minor_inner_streak = 0
         site.container_streak += 1
         if site.status is Status.PROBING and site.container_streak >= self.CONTAINER_STREAK:
             site.decide(Status.CONTAINER, "contains a region")

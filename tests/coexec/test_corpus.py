@@ -149,6 +149,7 @@ CORPUS = {
     "c38_exception_in_backward.py": Program(
         25, "branching", ("user_exception", "hooks"),
         "a hook raising inside backward() every 5th and 7th step ends those steps early"),
+    "c39_weight_clipping_loop.py": Program(30, "repeating", ("backward",), region_line=20),
 }
 
 

@@ -661,6 +661,34 @@ def test_policy_picks_the_step_loop(fake):
     assert fake.current is None
 
 
+def test_small_inner_loop_does_not_take_the_step_loops_region(fake):
+    """A loop clamping each parameter after the step repeats too, and is accepted first; but
+    its runs take a small share of the step's time: it becomes transparent, and the step
+    loop the region (before, the step loop became its container and ran eagerly)."""
+    source = textwrap.dedent("""
+        import time
+        def main():
+            for step in range(20):                         # line 4
+                op("forward"); op("backward"); op("sgd")
+                time.sleep(0.004)                          # the step's kernels
+                for p in range(3):                         # line 7
+                    op(f"clamp-{p}")
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "m.py", display_file="m.py"), namespace)
+    namespace["main"]()
+    inner = next(s for s in fake.policy.sites.values() if s.name.endswith(":7"))
+    assert inner.status is regions.Status.TRANSPARENT
+    assert "small part" in inner.reason
+    assert status_of(fake, ":4") is regions.Status.REGION
+    step_key = next(s.key for s in fake.policy.sites.values() if s.name.endswith(":4"))
+    ends = [e for e in fake.events if e == ("end", step_key)]
+    assert len(ends) >= 10
+    # Its iterations hold the clamps too: one graph for the whole step.
+    assert any("clamp-2" in trace for trace in fake.graphs[fake.keys[step_key]])
+    assert fake.current is None
+
+
 def test_forked_child_never_touches_the_engine(fake):
     """DataLoader workers are forked: loops there must run without the parent's engine."""
     import os
