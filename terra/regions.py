@@ -38,9 +38,11 @@ engine's one active iteration:
   `CONTAINER_STREAK` consecutive iterations (the epoch loop around the step loop, a
   cell around its training loop) becomes a container and is never a region. Unless the
   inner loop's runs took under `MINOR_INNER_SHARE` of those iterations' time (a loop
-  clamping each parameter after the step): the inner loop is then a detail of the
-  enclosing one, which does the work; it becomes transparent, and the enclosing loop is
-  probed with it inside.
+  clamping each parameter after the step, an EMA of the weights): the inner loop is then
+  a detail of the enclosing one, which does the work; it becomes transparent, and the
+  enclosing loop is probed with it inside. Should the enclosing loop be given up on
+  after all (after `PROBE_MISSES_IN_PLACE` misses, a shorter budget), the inner loop is
+  probed again.
 - The speed check: a region's co-executed iterations after the first
   `SPEED_CHECK_WARMUP`, up to `SPEED_CHECK_AFTER`, are timed (with a sync before and one
   after, so that the GraphRunner's share of them is counted); then its next
@@ -83,7 +85,7 @@ class Site:
 
     __slots__ = ("key", "name", "file", "line", "status", "region_key", "traced", "misses",
                  "empty", "container_streak", "minor_inner_streak", "cell_run", "reason",
-                 "timings", "inert", "nested", "skip", "skipped", "plain_left")
+                 "timings", "inert", "nested", "skip", "skipped", "plain_left", "demoted")
 
     def __init__(self, key: str, name: str, file: str, line: int) -> None:
         self.key, self.name, self.file, self.line = key, name, file, line
@@ -101,6 +103,8 @@ class Site:
         # Consecutive iterations that yielded to an accepted inner region which took only a
         # small share of them (see MINOR_INNER_SHARE).
         self.minor_inner_streak = 0
+        # Inner sites made transparent in this one's favour (probed again if it is given up).
+        self.demoted: list[Site] = []
         self.cell_run: LoopRun | None = None
         self.reason = ""  # why the status is what it is (for %terra status)
         # [seconds, iterations] by the engine phase an iteration began in; "window" and
@@ -112,6 +116,17 @@ class Site:
         self.status = status
         self.reason = reason
         self.inert = status in (Status.TRANSPARENT, Status.CONTAINER)
+        if self.inert:
+            demoted, self.demoted = self.demoted, []
+            for inner in demoted:
+                inner.probe_again(f"{self.name}, made the region in its place, is not one")
+
+    def probe_again(self, reason: str) -> None:
+        """Undoes a decision taken in favour of an enclosing site (see `demoted`)."""
+        self.status = Status.PROBING
+        self.reason = reason
+        self.inert = False
+        self.misses = self.empty = self.skip = 0
 
 
 class LoopRun:
@@ -280,7 +295,10 @@ class RegionPolicy:
     CONTAINER_STREAK = 2  # consecutive iterations yielding to an inner loop
     # An accepted inner region whose runs take less of the enclosing loop's iterations than
     # this is made transparent rather than the enclosing loop a container.
-    MINOR_INNER_SHARE = 0.25
+    MINOR_INNER_SHARE = 0.5
+    # A loop probed in place of inner regions made transparent for it hands the iteration
+    # back to them after this many misses (eight batch offsets still fit).
+    PROBE_MISSES_IN_PLACE = 8
     # The speed check. Both sides' first iterations are slower than their steady ones (the
     # graph's call patterns, memory from a new malloc arena, OpenMP teams), and are left out.
     SPEED_CHECK_WARMUP = 8  # co-executed iterations before the timed ones
@@ -488,6 +506,8 @@ class RegionPolicy:
         if site.traced > 0:
             site.misses += 1
             budget = self.PROBE_MISSES if site.nested else self.PROBE_MISSES_OUTERMOST
+            if site.demoted:
+                budget = min(budget, self.PROBE_MISSES_IN_PLACE)
             if site.misses >= budget:
                 site.decide(Status.TRANSPARENT, "consecutive iterations never repeat")
             elif site.cell_run is None:
@@ -577,6 +597,7 @@ class RegionPolicy:
             if site.minor_inner_streak >= self.CONTAINER_STREAK:
                 inner.decide(Status.TRANSPARENT, f"a small part ({inner_seconds / elapsed:.0%}) "
                              f"of the iterations of {site.name}, which does the work")
+                site.demoted.append(inner)
                 site.container_streak = site.minor_inner_streak = 0
             return
         site.minor_inner_streak = 0

@@ -661,10 +661,11 @@ def test_policy_picks_the_step_loop(fake):
     assert fake.current is None
 
 
-def test_small_inner_loop_does_not_take_the_step_loops_region(fake):
+def test_small_inner_loop_does_not_take_the_step_loops_region(fake, monkeypatch):
     """A loop clamping each parameter after the step repeats too, and is accepted first; but
     its runs take a small share of the step's time: it becomes transparent, and the step
     loop the region (before, the step loop became its container and ran eagerly)."""
+    monkeypatch.setenv("TERRA_SPEED_CHECK", "0")  # the fake engine's co-execution is no faster
     source = textwrap.dedent("""
         import time
         def main():
@@ -686,6 +687,33 @@ def test_small_inner_loop_does_not_take_the_step_loops_region(fake):
     assert len(ends) >= 10
     # Its iterations hold the clamps too: one graph for the whole step.
     assert any("clamp-2" in trace for trace in fake.graphs[fake.keys[step_key]])
+    assert fake.current is None
+
+
+def test_small_inner_loop_is_probed_again_when_the_enclosing_loop_never_repeats(fake,
+                                                                                monkeypatch):
+    """The step loop the clamping loop gave way to never repeats (a new op every step): once
+    it is given up on, the clamping loop is probed again and becomes the region after all."""
+    monkeypatch.setenv("TERRA_SPEED_CHECK", "0")  # the fake engine's co-execution is no faster
+    source = textwrap.dedent("""
+        import time
+        def main():
+            for step in range(260):                        # line 4
+                op(f"forward-{step}")                      # never the same twice
+                time.sleep(0.001)
+                for p in range(3):                         # line 7
+                    op(f"clamp-{p}")
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "m.py", display_file="m.py"), namespace)
+    namespace["main"]()
+    outer = next(s for s in fake.policy.sites.values() if s.name.endswith(":4"))
+    inner = next(s for s in fake.policy.sites.values() if s.name.endswith(":7"))
+    assert outer.status is regions.Status.TRANSPARENT, outer.reason
+    assert inner.status is regions.Status.REGION, inner.reason
+    inner_ends = [i for i, e in enumerate(fake.events) if e == ("end", inner.key)]
+    outer_events = [i for i, e in enumerate(fake.events) if e[1:] == (outer.key,)]
+    assert inner_ends[-1] > outer_events[-1]  # co-executed again after the step loop's end
     assert fake.current is None
 
 
