@@ -230,6 +230,17 @@ class GraphRunner {
   // Waits (spinning briefly, then asleep) until an op is queued, the hold is off, or stop;
   // false on stop with nothing queued. Takes and returns `lock` unlocked.
   bool wait_for_work(std::unique_lock<std::mutex>& lock);
+  // Runner thread, at the first op after the queue ran empty (see graph_runner.cpp).
+  void gather_burst();
+  static constexpr std::int64_t kBurstOps = 32;
+  static constexpr std::chrono::microseconds kBurstWait{30};
+  // The producer blocks on the runner (wait_for_finished, wait_idle): no burst to gather.
+  std::atomic<bool> producer_waiting_{false};
+  struct WaitingProducer {
+    explicit WaitingProducer(std::atomic<bool>& flag) : flag_(flag) { flag_.store(true); }
+    ~WaitingProducer() { flag_.store(false); }
+    std::atomic<bool>& flag_;
+  };
   // Runner thread. Rereads the producer's tail only when the ops it last saw are done.
   bool queue_empty() {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);
