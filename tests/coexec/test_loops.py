@@ -661,23 +661,29 @@ def test_policy_picks_the_step_loop(fake):
     assert fake.current is None
 
 
+def run_step_with_clamping_loop(fake, steps, forward, kernels_s):
+    """A step loop (line 4): the op `forward` (source text), `kernels_s` of work, then a loop
+    over three parameters (line 7) clamping each."""
+    source = textwrap.dedent(f"""
+        import time
+        def main():
+            for step in range({steps}):                    # line 4
+                op({forward})
+                time.sleep({kernels_s})                    # the step's kernels
+                for p in range(3):                         # line 7
+                    op(f"clamp-{{p}}")
+    """)
+    namespace = {"op": fake.op}
+    exec(loops.compile_marked(source, "m.py", display_file="m.py"), namespace)
+    namespace["main"]()
+
+
 def test_small_inner_loop_does_not_take_the_step_loops_region(fake, monkeypatch):
     """A loop clamping each parameter after the step repeats too, and is accepted first; but
     its runs take a small share of the step's time: it becomes transparent, and the step
     loop the region (before, the step loop became its container and ran eagerly)."""
     monkeypatch.setenv("TERRA_SPEED_CHECK", "0")  # the fake engine's co-execution is no faster
-    source = textwrap.dedent("""
-        import time
-        def main():
-            for step in range(20):                         # line 4
-                op("forward"); op("backward"); op("sgd")
-                time.sleep(0.004)                          # the step's kernels
-                for p in range(3):                         # line 7
-                    op(f"clamp-{p}")
-    """)
-    namespace = {"op": fake.op}
-    exec(loops.compile_marked(source, "m.py", display_file="m.py"), namespace)
-    namespace["main"]()
+    run_step_with_clamping_loop(fake, steps=20, forward='"forward"', kernels_s=0.004)
     inner = next(s for s in fake.policy.sites.values() if s.name.endswith(":7"))
     assert inner.status is regions.Status.TRANSPARENT
     assert "small part" in inner.reason
@@ -695,18 +701,7 @@ def test_small_inner_loop_is_probed_again_when_the_enclosing_loop_never_repeats(
     """The step loop the clamping loop gave way to never repeats (a new op every step): once
     it is given up on, the clamping loop is probed again and becomes the region after all."""
     monkeypatch.setenv("TERRA_SPEED_CHECK", "0")  # the fake engine's co-execution is no faster
-    source = textwrap.dedent("""
-        import time
-        def main():
-            for step in range(260):                        # line 4
-                op(f"forward-{step}")                      # never the same twice
-                time.sleep(0.001)
-                for p in range(3):                         # line 7
-                    op(f"clamp-{p}")
-    """)
-    namespace = {"op": fake.op}
-    exec(loops.compile_marked(source, "m.py", display_file="m.py"), namespace)
-    namespace["main"]()
+    run_step_with_clamping_loop(fake, steps=260, forward='f"forward-{step}"', kernels_s=0.001)
     outer = next(s for s in fake.policy.sites.values() if s.name.endswith(":4"))
     inner = next(s for s in fake.policy.sites.values() if s.name.endswith(":7"))
     assert outer.status is regions.Status.TRANSPARENT, outer.reason
