@@ -62,9 +62,11 @@ class RunnerWarnings : public c10::WarningHandler {
   // Any thread, cheap: warnings wait to be taken.
   bool any() const { return any_.load(std::memory_order_relaxed); }
   std::vector<RunnerWarning> take() {
+    std::vector<RunnerWarning> taken;
     std::lock_guard<std::mutex> lock(mutex_);
     any_.store(false, std::memory_order_relaxed);
-    return std::move(warnings_);
+    taken.swap(warnings_);
+    return taken;
   }
 
  private:
