@@ -78,7 +78,8 @@ def _terra_child(iterations: int) -> dict:
     torch.set_num_threads(1)
     costs = engine_microbench.per_op_costs(SIZE, iterations)
     return {"eager_us_per_op": costs["eager_us_per_op"],
-            "coexec_us_per_op": costs["coexec_python_us_per_op"]}
+            "coexec_us_per_op": costs["coexec_python_us_per_op"],
+            "coexecuted_ops": costs["coexecuted_ops"]}
 
 
 def _run_child(kind: str, iterations: int) -> dict:

@@ -106,6 +106,7 @@ def per_op_costs(size: int, iterations: int) -> dict:
         "tracing_first_iteration_overhead_us_per_op": (tracing_first - eager) * 1e6,
         "coexec_python_us_per_op": statistics.median(python_side) / OPS_PER_ITERATION * 1e6,
         "runner_us_per_node": runner * 1e6,
+        "coexecuted_ops": nodes,
     }
 
 

@@ -152,8 +152,7 @@ bool Engine::Impl::trace_as_followed(const OpInfo& info, const c10::OperatorHand
   }
   const std::uint32_t step = it.step++;
   it.trace.append_followed(node->id, info.op_class == OpClass::kFetch || unsupported,
-                           outputs_differ);
-  it.trace.followed.back().warns = warned;
+                           outputs_differ, warned);
   register_outputs(*stack, step, it);
   return true;
 }

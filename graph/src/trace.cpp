@@ -18,11 +18,11 @@ std::size_t Trace::append(OpRecord record) {
   return steps() - 1;
 }
 
-std::size_t Trace::append_followed(NodeId node, bool is_fetch, bool outputs_differ) {
+std::size_t Trace::append_followed(NodeId node, bool is_fetch, bool outputs_differ, bool warns) {
   if (!records.empty()) {
     throw std::logic_error("Trace::append_followed: a followed op after a record");
   }
-  followed.push_back({node, is_fetch, outputs_differ});
+  followed.push_back({node, is_fetch, outputs_differ, warns});
   return steps() - 1;
 }
 

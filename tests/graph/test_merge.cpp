@@ -399,8 +399,8 @@ TEST(Merge, WarnsFlagIsKeptOnceAnyIterationWarned) {
 
   // Warned on a followed op (co-execution's prefix), and marked by the engine afterwards.
   Trace followed;
-  followed.append_followed(result.path[0], /*is_fetch=*/false);
-  followed.followed.back().warns = true;
+  followed.append_followed(result.path[0], /*is_fetch=*/false, /*outputs_differ=*/false,
+                           /*warns=*/true);
   for (std::size_t i = 1; i < kStepOps; ++i) followed.append(training_step().records[i]);
   graph.merge(followed);
   EXPECT_TRUE(graph.node(result.path[0]).flags.warns);

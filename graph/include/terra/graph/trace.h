@@ -66,7 +66,8 @@ struct Trace {
   std::size_t append(OpRecord record);
   // Appends an op that is node `node` of the graph (only before any record) and returns its
   // step.
-  std::size_t append_followed(NodeId node, bool is_fetch, bool outputs_differ = false);
+  std::size_t append_followed(NodeId node, bool is_fetch, bool outputs_differ = false,
+                              bool warns = false);
   // Number of ops (followed and recorded).
   std::size_t steps() const { return followed.size() + records.size(); }
   // Marks the op at `step` as a fetch point (Python waited for its value).
